@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Convert any checkpoint WaveGlow reads (NVIDIA, DeepLearningExamples, ours) to our format.
+
+    python scripts/convert_checkpoint.py waveglow_256channels_universal_v5.pt waveglow_256.pt
+
+The output loads with ``torch.load(weights_only=True)`` and ``waveglow.load_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from waveglow.checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint  # noqa: E402
+from waveglow.config import ConfigError, load_config  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="checkpoint to read (any supported format)")
+    parser.add_argument("output", help="where to write our format")
+    parser.add_argument(
+        "-c", "--config", help="config.json whose train/data sections to embed (default: NVIDIA's defaults)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = read_checkpoint(args.input)
+        model = build_model(checkpoint.waveglow_config, checkpoint.state_dict, checkpoint.path)
+        config = checkpoint.config
+        if args.config:
+            config = load_config(args.config)
+            if config.waveglow_config.to_kwargs() != checkpoint.waveglow_config:
+                raise ConfigError(
+                    f"{args.config}: waveglow_config {config.waveglow_config.to_kwargs()} does not match the "
+                    f"checkpoint's {checkpoint.waveglow_config}"
+                )
+        save_checkpoint(args.output, model, config, iteration=checkpoint.iteration,
+                        learning_rate=checkpoint.learning_rate)
+    except (CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    n_params = sum(t.numel() for t in checkpoint.state_dict.values())
+    print(f"{args.input} ({checkpoint.kind}, {n_params:,} parameters, iteration {checkpoint.iteration}) -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

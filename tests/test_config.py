@@ -1,0 +1,94 @@
+import json
+import os
+
+import pytest
+import yaml
+
+from waveglow import ConfigError, WaveGlow, load_config
+from waveglow.config import apply_overrides
+
+from conftest import CONFIGS
+
+NVIDIA_CONFIG = os.path.join(CONFIGS, "config.json")
+
+
+def test_nvidia_config_loads_unchanged():
+    config = load_config(NVIDIA_CONFIG)
+    assert config.train_config.batch_size == 12
+    assert config.train_config.fp16_run is True
+    assert config.data_config.segment_length == 16000
+    assert config.data_config.mel_fmax == 8000.0
+    assert config.dist_config.dist_url == "tcp://localhost:54321"
+    assert config.waveglow_config.WN_config.n_channels == 256
+    assert load_config(os.path.join(CONFIGS, "config_paper.json")).waveglow_config.WN_config.n_channels == 512
+
+
+def test_waveglow_constructor_takes_nvidia_section():
+    with open(NVIDIA_CONFIG) as f:
+        section = json.load(f)["waveglow_config"]
+    model = WaveGlow(**section)
+    assert model.n_flows == 12 and model.flow_channels() == [8, 8, 8, 8, 6, 6, 6, 6, 4, 4, 4, 4]
+
+
+def test_yaml_equals_json(tmp_path):
+    with open(NVIDIA_CONFIG) as f:
+        data = json.load(f)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_config(path) == load_config(NVIDIA_CONFIG)
+
+
+def test_int_accepted_for_float():
+    config = apply_overrides(json.load(open(NVIDIA_CONFIG)), ["data_config.mel_fmax=7600"])
+    from waveglow.config import config_from_dict
+
+    assert config_from_dict(config).data_config.mel_fmax == 7600.0
+
+
+def _write(tmp_path, mutate):
+    with open(NVIDIA_CONFIG) as f:
+        data = json.load(f)
+    mutate(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda d: d["train_config"].update(batch_sise=3), ["unknown key", "train_config.batch_sise"]),
+        (lambda d: d["waveglow_config"].pop("n_flows"), ["required key", "waveglow_config.n_flows", "missing"]),
+        (lambda d: d["waveglow_config"]["WN_config"].pop("n_channels"), ["WN_config.n_channels", "missing"]),
+        (lambda d: d["train_config"].update(batch_size="12"), ["train_config.batch_size", "integer"]),
+        (lambda d: d["train_config"].update(fp16_run=1), ["train_config.fp16_run", "true/false"]),
+        (lambda d: d["data_config"].update(segment_length=16000.5), ["data_config.segment_length", "integer"]),
+        (lambda d: d.pop("waveglow_config"), ["waveglow_config", "missing"]),
+        (lambda d: d.update(extra_section={}), ["unknown key", "extra_section"]),
+        (lambda d: d["waveglow_config"]["WN_config"].update(kernel_size=4), ["kernel_size", "odd"]),
+    ],
+)
+def test_bad_config_names_key_and_file(tmp_path, mutate, words):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message and path in message
+    for word in words:
+        assert word in message
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.json")
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(bad)
+
+
+def test_overrides():
+    config = load_config(NVIDIA_CONFIG, ["train_config.batch_size=3", "train_config.fp16_run=false"])
+    assert config.train_config.batch_size == 3 and config.train_config.fp16_run is False
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(NVIDIA_CONFIG, ["batch_size"])

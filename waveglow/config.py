@@ -1,0 +1,236 @@
+"""Typed, strict configuration compatible with NVIDIA's config.json.
+
+NVIDIA's file has four sections (``train_config``, ``data_config``, ``dist_config``,
+``waveglow_config``); the field names below are its keys, so an existing config.json loads
+unchanged. The same content in YAML loads too. Unknown keys, missing required keys and values of
+the wrong type raise :class:`ConfigError` with one line naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "DataConfig",
+    "DistConfig",
+    "WNConfig",
+    "WaveGlowConfig",
+    "Config",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or dict that cannot be used as it is."""
+
+
+@dataclass
+class TrainConfig:
+    fp16_run: bool = True
+    output_directory: str = "checkpoints"
+    epochs: int = 100000
+    learning_rate: float = 1e-4
+    sigma: float = 1.0
+    iters_per_checkpoint: int = 2000
+    batch_size: int = 12
+    seed: int = 1234
+    checkpoint_path: str = ""
+    with_tensorboard: bool = False
+    # Beyond the reference; the defaults keep its behaviour.
+    amp_dtype: str = "float16"  # "float16" or "bfloat16", used when fp16_run is on CUDA
+    keep_last: int = 0  # keep only the newest K checkpoints; 0 keeps all
+    iters_per_validation: int = 0  # 0: no validation
+    iters_per_audio: int = 0  # log vocoded validation clips every N iterations; 0: never
+    max_nonfinite_steps: int = 10  # stop after this many consecutive non-finite losses
+    num_workers: int = 0
+
+
+@dataclass
+class DataConfig:
+    training_files: str = "train_files.txt"
+    segment_length: int = 16000
+    sampling_rate: int = 22050
+    filter_length: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    mel_fmin: float = 0.0
+    mel_fmax: float = 8000.0
+    # Beyond the reference; the defaults keep its behaviour.
+    n_mel_channels: int = 80
+    validation_files: str = ""
+    resample: bool = False  # resample files at another rate instead of failing
+    downmix: bool = False  # average multi-channel files instead of failing
+    min_crop_rms: float = 0.0  # re-draw crops quieter than this RMS; 0 disables the guard
+
+
+@dataclass
+class DistConfig:
+    dist_backend: str = "nccl"
+    dist_url: str = "tcp://localhost:54321"
+
+
+@dataclass
+class WNConfig:
+    n_layers: int
+    n_channels: int
+    kernel_size: int
+
+
+@dataclass
+class WaveGlowConfig:
+    n_mel_channels: int
+    n_flows: int
+    n_group: int
+    n_early_every: int
+    n_early_size: int
+    WN_config: WNConfig
+
+    def to_kwargs(self) -> dict:
+        """Keyword arguments for ``WaveGlow(**kwargs)``, as NVIDIA's constructor takes them."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Config:
+    waveglow_config: WaveGlowConfig
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    data_config: DataConfig = field(default_factory=DataConfig)
+    dist_config: DistConfig = field(default_factory=DistConfig)
+
+    def to_dict(self) -> dict:
+        """The NVIDIA-shaped nested dict (what config.json holds)."""
+        return dataclasses.asdict(self)
+
+
+def _check_value(value: Any, expected: Any, where: str, source: str) -> Any:
+    """Return ``value`` converted to ``expected`` where lossless, else raise ConfigError."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (int, str, bool, float) and type(value) is expected:
+        return value
+    name = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[expected]
+    raise ConfigError(f"{source}: {where} must be {name}, got {value!r}")
+
+
+def _build(cls: type, data: Any, where: str, source: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {where} must be a mapping of keys to values, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{source}: unknown key {where}.{key} (known keys: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{where}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{source}: required key {sub} is missing")
+            continue
+        expected = hints[name]
+        if dataclasses.is_dataclass(expected):
+            kwargs[name] = _build(expected, data[name], sub, source)
+        else:
+            kwargs[name] = _check_value(data[name], expected, sub, source)
+    return cls(**kwargs)
+
+
+def _validate(config: Config, source: str) -> None:
+    wg, wn, d = config.waveglow_config, config.waveglow_config.WN_config, config.data_config
+    positive = {
+        "waveglow_config.n_mel_channels": wg.n_mel_channels,
+        "waveglow_config.n_flows": wg.n_flows,
+        "waveglow_config.n_group": wg.n_group,
+        "waveglow_config.n_early_every": wg.n_early_every,
+        "waveglow_config.WN_config.n_layers": wn.n_layers,
+        "waveglow_config.WN_config.n_channels": wn.n_channels,
+        "waveglow_config.WN_config.kernel_size": wn.kernel_size,
+        "data_config.segment_length": d.segment_length,
+        "data_config.sampling_rate": d.sampling_rate,
+        "data_config.hop_length": d.hop_length,
+        "train_config.batch_size": config.train_config.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: {key} must be positive, got {value}")
+    if wn.kernel_size % 2 != 1:
+        raise ConfigError(f"{source}: waveglow_config.WN_config.kernel_size must be odd, got {wn.kernel_size}")
+    if config.train_config.amp_dtype not in ("float16", "bfloat16"):
+        raise ConfigError(
+            f"{source}: train_config.amp_dtype must be 'float16' or 'bfloat16', "
+            f"got {config.train_config.amp_dtype!r}"
+        )
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Config:
+    """Build and validate a :class:`Config` from NVIDIA-shaped nested data."""
+    config = _build(Config, data, "config", source)
+    _validate(config, source)
+    return config
+
+
+def _read_file(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except ValueError as e:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+        raise ConfigError(f"{path}: not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}: {e}") from None
+    except Exception as e:  # yaml.YAMLError does not derive from ValueError
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Config:
+    """Load a JSON (``.json``) or YAML (``.yaml``/``.yml``) config file.
+
+    ``overrides`` are ``section.key=value`` strings (``value`` parsed as YAML, so numbers,
+    booleans and strings all work) applied before validation.
+    """
+    path = os.fspath(path)
+    data = _read_file(path)
+    if overrides:
+        data = apply_overrides(data, overrides, path)
+    return config_from_dict(data, path)
+
+
+def apply_overrides(data: Any, overrides: Sequence[str], source: str = "<config>") -> dict:
+    """Return a copy of nested config ``data`` with ``section.key=value`` overrides applied."""
+    import copy
+
+    import yaml
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
+    data = copy.deepcopy(dict(data))
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        parts = dotted.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train_config.batch_size=4")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return data
