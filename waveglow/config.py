@@ -47,6 +47,8 @@ class TrainConfig:
     with_tensorboard: bool = False
     # Beyond the reference; the defaults keep its behaviour.
     amp_dtype: str = "float16"  # "float16" or "bfloat16", used when fp16_run is on CUDA
+    max_iterations: int = 0  # stop after this many iterations in all; 0: run for `epochs`
+    grad_clip_thresh: float = 0.0  # clip the gradient norm to this; 0: no clipping
     keep_last: int = 0  # keep only the newest K checkpoints; 0 keeps all
     iters_per_validation: int = 0  # 0: no validation
     iters_per_audio: int = 0  # log vocoded validation clips every N iterations; 0: never

@@ -1,0 +1,96 @@
+"""What training shows: the reference's per-iteration line, a progress bar, TensorBoard."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+__all__ = ["ProgressLog", "mel_image"]
+
+VALIDATION_SIGMA = 0.6
+N_AUDIO_CLIPS = 3
+
+
+def mel_image(mel: torch.Tensor) -> torch.Tensor:
+    """(n_mel, frames) log-mel -> (1, n_mel, frames) image in [0, 1], low frequencies at the bottom."""
+    mel = mel.float()
+    scaled = (mel - mel.min()) / (mel.max() - mel.min()).clamp(min=1e-5)
+    return scaled.flip(0).unsqueeze(0)
+
+
+class ProgressLog:
+    """Prints and records one training run; silent on ranks other than 0."""
+
+    def __init__(self, trainer, total: int) -> None:
+        self.trainer = trainer
+        self.enabled = trainer.is_main
+        self.writer = trainer.writer
+        self.bar = None
+        self.ground_truth_logged = False
+        if self.enabled:
+            from tqdm import tqdm
+
+            # disable=None: a bar on terminals only, so logs stay clean
+            self.bar = tqdm(total=total, initial=trainer.iteration, unit="it", dynamic_ncols=True,
+                            disable=None, file=sys.stderr)
+            batch = trainer.config.train_config.batch_size
+            trainer.log(
+                f"training {total - trainer.iteration} iterations on {trainer.device} x {trainer.world_size} "
+                f"process(es); global batch {batch * trainer.world_size} ({batch} per process)"
+            )
+
+    def step(self, loss: float, grad_norm: float | None, samples_per_second: float) -> None:
+        if not self.enabled:
+            return
+        iteration = self.trainer.iteration
+        line = f"{iteration}:\t{loss:.9f}"
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line)
+            self.bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{samples_per_second:,.0f}")
+            self.bar.update(1)
+        else:
+            print(line, flush=True)
+        if self.writer is not None:
+            self.writer.add_scalar("training.loss", loss, iteration)
+            self.writer.add_scalar("learning_rate", self.trainer.optimizer.param_groups[0]["lr"], iteration)
+            self.writer.add_scalar("samples_per_second", samples_per_second, iteration)
+            if grad_norm is not None:
+                self.writer.add_scalar("grad_norm", grad_norm, iteration)
+
+    def validation(self, loss: float) -> None:
+        if not self.enabled:
+            return
+        self.trainer.log(f"{self.trainer.iteration}:\tvalidation loss {loss:.9f}")
+        if self.writer is not None:
+            self.writer.add_scalar("validation.loss", loss, self.trainer.iteration)
+
+    @torch.no_grad()
+    def audio(self, model, validation) -> None:
+        """Vocode the first validation clips at sigma 0.6; log audio and mel images."""
+        if not self.enabled or self.writer is None:
+            return
+        from .audio import MelSpectrogram
+
+        data_config = self.trainer.config.data_config
+        features = MelSpectrogram.from_config(data_config).to(self.trainer.device)
+        iteration, rate = self.trainer.iteration, data_config.sampling_rate
+        model.eval()
+        for i in range(min(N_AUDIO_CLIPS, len(validation))):
+            mel, audio = validation[i]
+            mel = mel[None].to(self.trainer.device)
+            generator = torch.Generator(device=self.trainer.device).manual_seed(i)
+            vocoded = model.infer(mel, sigma=VALIDATION_SIGMA, generator=generator).float().clamp(-1, 1)
+            self.writer.add_audio(f"validation/{i}/vocoded", vocoded.cpu(), iteration, sample_rate=rate)
+            self.writer.add_image(f"validation/{i}/vocoded_mel", mel_image(features(vocoded)[0]).cpu(), iteration)
+            if not self.ground_truth_logged:
+                self.writer.add_audio(f"validation/{i}/ground_truth", audio[None], iteration, sample_rate=rate)
+                self.writer.add_image(f"validation/{i}/ground_truth_mel", mel_image(mel[0]).cpu(), iteration)
+        self.ground_truth_logged = True
+        model.train()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.flush()
