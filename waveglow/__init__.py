@@ -9,6 +9,7 @@ from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_
 from .config import Config, ConfigError, load_config
 from .loss import WaveGlowLoss
 from .model import WaveGlow
+from .synthesis import Denoiser, synthesize
 
 __all__ = [
     "WaveGlow",
@@ -20,4 +21,6 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "save_checkpoint",
+    "Denoiser",
+    "synthesize",
 ]

@@ -1,0 +1,295 @@
+"""Vocode mel spectrograms (or, with --wav, wav files) into 16-bit WAV files.
+
+    python inference.py -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6
+    python inference.py -f recordings/ -w checkpoints/waveglow_10000 -o out --wav   # copy synthesis
+
+Inputs: ``.pt`` (tensor (n_mel, frames) or (1, n_mel, frames)) and ``.npy`` mel files, given as
+paths, directories or file lists (one path per line; ``path|transcript`` lines work too). Each
+input writes ``<output_dir>/<name>_synthesis.wav``. A bad input is reported on one line and
+skipped; the exit status is 1 when any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from waveglow.checkpoint import CheckpointError
+from waveglow.config import DataConfig
+from waveglow.denoiser import Denoiser
+from waveglow.synthesis import (
+    DEFAULT_OVERLAP_FRAMES,
+    MelError,
+    check_mel,
+    load_for_inference,
+    load_mel,
+    synthesize,
+    write_wav,
+)
+
+MEL_SUFFIXES = (".pt", ".npy")
+AUDIO_SUFFIXES = (".wav", ".flac")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class Utterance:
+    index: int  # position among all inputs: the per-file seed is seed + index
+    path: str
+    mel: torch.Tensor  # (n_mel, frames)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-f", "--filelist_path", nargs="+", required=True,
+                        help="mel files (.pt/.npy), directories of them, or text file lists")
+    parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
+    parser.add_argument("-o", "--output_dir", required=True)
+    parser.add_argument("-s", "--sigma", type=float, default=1.0)
+    parser.add_argument("--sampling_rate", type=int, default=None,
+                        help="WAV header rate; default: the checkpoint's data_config (22050 when it has none)")
+    parser.add_argument("--is_fp16", action="store_true", help="same as --dtype float16 (CUDA only)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default float32")
+    parser.add_argument("-d", "--denoiser_strength", type=float, default=0.0, help="0 disables the denoiser")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None, help="file i uses seed + i; default: random")
+    parser.add_argument("--chunk_frames", type=int, default=1024,
+                        help="vocode longer mels in chunks of this many frames; 0: never chunk")
+    parser.add_argument("--overlap_frames", type=int, default=DEFAULT_OVERLAP_FRAMES,
+                        help="context frames on each side of a chunk")
+    parser.add_argument("--wav", action="store_true", help="inputs are audio files: vocode their mels")
+    parser.add_argument("--resample", action="store_true", help="--wav: resample files at another rate")
+    parser.add_argument("--downmix", action="store_true", help="--wav: average multi-channel files")
+    return parser.parse_args(argv)
+
+
+def check_settings(args: argparse.Namespace) -> str | None:
+    """A one-line complaint about an unusable combination of flags, or None."""
+    if args.batch_size < 1:
+        return f"--batch_size must be at least 1, got {args.batch_size}"
+    if args.chunk_frames < 0 or args.overlap_frames < 0:
+        return "--chunk_frames and --overlap_frames must be >= 0"
+    if 0 < args.chunk_frames < max(1, args.overlap_frames):
+        return f"--chunk_frames ({args.chunk_frames}) must be at least --overlap_frames ({args.overlap_frames})"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return "--device cuda: no CUDA device is available"
+    if args.is_fp16 and args.dtype not in (None, "float16"):
+        return f"--is_fp16 contradicts --dtype {args.dtype}"
+    if dtype_name(args) != "float32" and device_name(args) == "cpu":
+        return f"{dtype_name(args)} inference needs --device cuda; on the CPU use float32"
+    return None
+
+
+def device_name(args: argparse.Namespace) -> str:
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dtype_name(args: argparse.Namespace) -> str:
+    return "float16" if args.is_fp16 else (args.dtype or "float32")
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def discover_inputs(paths: list[str], suffixes: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Expand paths, directories and file lists -> (input files in order, one-line errors)."""
+    files, errors = [], []
+    for path in paths:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(suffixes))
+        elif path.lower().endswith(suffixes):
+            files.append(path)
+        else:
+            try:
+                files += read_file_list(path)
+            except OSError as e:
+                errors.append(f"{path}: cannot read file list: {e.strerror or e}")
+            except UnicodeDecodeError:
+                errors.append(f"{path}: not a text file list (and not a {'/'.join(suffixes)} file)")
+    return files, errors
+
+
+def read_file_list(path: str) -> list[str]:
+    """One input per line (``path`` or ``path|transcript``); relative paths also tried from the list's folder."""
+    with open(path, encoding="utf-8") as f:
+        entries = [line.split("|")[0].strip() for line in f]
+    folder = os.path.dirname(os.path.abspath(path))
+    return [_resolve(e, folder) for e in entries if e and not e.startswith("#")]
+
+
+def _resolve(entry: str, folder: str) -> str:
+    beside_list = os.path.join(folder, entry)
+    if not os.path.isabs(entry) and not os.path.exists(entry) and os.path.exists(beside_list):
+        return beside_list
+    return entry
+
+
+def mel_from_wav(path: str, data_config: DataConfig, args: argparse.Namespace) -> torch.Tensor:
+    """--wav mode: the model's own features of an audio file -> (n_mel, frames)."""
+    from waveglow.audio import MelSpectrogram, load_audio
+
+    audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix)  # (T,)
+    if audio.numel() == 0:
+        raise MelError("empty audio file")
+    with torch.no_grad():
+        mel = MelSpectrogram.from_config(data_config)(audio.unsqueeze(0))[0]  # (n_mel, 1 + T // hop)
+    return check_mel(mel, data_config.n_mel_channels)
+
+
+def load_inputs(files: list[str], n_mel: int, data_config: DataConfig, args: argparse.Namespace, report) -> list[Utterance]:
+    """Read every input's mel; failures go to ``report`` and are skipped."""
+    if args.wav:
+        from waveglow.audio import AudioError
+
+        expected: tuple[type[Exception], ...] = (MelError, AudioError, OSError)
+    else:
+        expected = (MelError,)
+    utterances = []
+    for index, path in enumerate(files):
+        try:
+            mel = mel_from_wav(path, data_config, args) if args.wav else load_mel(path, n_mel)
+        except expected as e:
+            report(str(e) if str(e).startswith(path) else f"{path}: {e}")  # AudioError names the file itself
+            continue
+        utterances.append(Utterance(index, path, mel))
+    return utterances
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def prepare_output_dir(path: str) -> None:
+    """Create ``path`` if needed and prove it writable; raises OSError."""
+    os.makedirs(path, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+
+
+def output_path(output_dir: str, input_path: str) -> str:
+    """``<output_dir>/<input name without its last extension>_synthesis.wav``, as the reference names it."""
+    name = os.path.splitext(os.path.basename(input_path))[0]
+    return os.path.join(output_dir, f"{name}_synthesis.wav")
+
+
+def vocode_batch(model, batch: list[Utterance], denoiser, args: argparse.Namespace, seed: int) -> list[torch.Tensor]:
+    """Vocode one batch; each file's noise comes from its own generator, seeded seed + index."""
+    generators = [torch.Generator().manual_seed(seed + u.index) for u in batch]
+    return synthesize(
+        model,
+        [u.mel for u in batch],
+        sigma=args.sigma,
+        denoiser_strength=args.denoiser_strength,
+        denoiser=denoiser,
+        chunk_frames=args.chunk_frames or None,
+        overlap_frames=args.overlap_frames,
+        generator=generators,
+    )
+
+
+def write_batch(batch: list[Utterance], audios: list[torch.Tensor], args, sampling_rate: int, report) -> float:
+    """Write each utterance's WAV; returns the seconds of audio written."""
+    seconds = 0.0
+    for utterance, audio in zip(batch, audios):
+        if not torch.isfinite(audio).all():
+            report(f"{utterance.path}: the model produced NaN/inf audio (try float32 or bfloat16)")
+            continue
+        try:
+            write_wav(output_path(args.output_dir, utterance.path), audio, sampling_rate)
+        except (OSError, RuntimeError) as e:
+            report(f"{utterance.path}: cannot write WAV: {getattr(e, 'strerror', None) or e}")
+            continue
+        seconds += audio.numel() / sampling_rate
+    return seconds
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    failures: list[str] = []
+
+    def report(message: str) -> None:
+        failures.append(message)
+        tqdm.write(f"error: {message}", file=sys.stderr)
+
+    problem = check_settings(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        prepare_output_dir(args.output_dir)
+    except OSError as e:
+        print(f"error: {args.output_dir}: output directory not writable: {e.strerror or e}", file=sys.stderr)
+        return 1
+    try:
+        model, data_config = load_for_inference(args.waveglow_path, device_name(args), DTYPES[dtype_name(args)])
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.wav:
+        try:
+            import waveglow.audio  # noqa: F401
+        except ImportError:
+            print("error: --wav needs waveglow.audio, which this installation lacks", file=sys.stderr)
+            return 1
+    sampling_rate = args.sampling_rate or data_config.sampling_rate
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+
+    files, errors = discover_inputs(args.filelist_path, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
+    for message in errors:
+        report(message)
+    utterances = load_inputs(files, model.n_mel_channels, data_config, args, report)
+    utterances.sort(key=lambda u: u.mel.size(1))  # similar lengths share a batch: less padding
+    denoiser = Denoiser(model) if args.denoiser_strength > 0 else None
+
+    start, seconds = time.perf_counter(), 0.0
+    with tqdm(total=len(utterances), unit="file", file=sys.stderr) as progress:
+        for i in range(0, len(utterances), args.batch_size):
+            batch = utterances[i : i + args.batch_size]
+            try:
+                audios = vocode_batch(model, batch, denoiser, args, seed)
+            except (RuntimeError, ValueError) as e:  # e.g. out of memory
+                for u in batch:
+                    report(f"{u.path}: synthesis failed: {_first_line(e)}")
+                progress.update(len(batch))
+                continue
+            seconds += write_batch(batch, audios, args, sampling_rate, report)
+            progress.update(len(batch))
+    elapsed = time.perf_counter() - start
+    return summarize(len(files) + len(errors), len(failures), seconds, elapsed, args, sampling_rate, seed)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def summarize(n_inputs: int, n_failed: int, seconds: float, elapsed: float, args, sampling_rate: int, seed: int) -> int:
+    """Print the closing summary; the exit status is 1 if anything failed or nothing was found."""
+    speed = seconds / elapsed if elapsed > 0 else 0.0
+    print(
+        f"{n_inputs - n_failed} of {n_inputs} files vocoded: {seconds:.2f} s of audio at {sampling_rate} Hz "
+        f"in {elapsed:.2f} s ({speed:.1f}x real time), sigma {args.sigma}, seed {seed} "
+        f"-> {args.output_dir}"
+    )
+    if n_inputs == 0:
+        print("error: no input files found", file=sys.stderr)
+        return 1
+    if n_failed:
+        print(f"error: {n_failed} of {n_inputs} inputs failed (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
