@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fast import FastInference, parameter_key
+
 __all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE"]
 
 # The reference hard-codes the upsampler; they equal filter_length and hop_length of its config.
@@ -65,8 +67,10 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
 class Invertible1x1Conv(nn.Module):
     """Channel mixing by an invertible c x c matrix W, initialised orthogonal with det(W) = +1.
 
-    The inverse is computed from the current weight, in float32, every call: it can never go
-    stale after the weight changes.
+    :meth:`inverse` computes W^-1 from the current weight, in float32, every call. The fast
+    path's :meth:`inverse_weight` caches it, keyed on the weight's (data_ptr, _version, device,
+    dtype), so any in-place update, optimizer step, load_state_dict or .to() recomputes it
+    (edits through ``weight.data`` bypass the version counter: set ``_inverse_cache = None``).
     """
 
     def __init__(self, c: int) -> None:
@@ -77,6 +81,8 @@ class Invertible1x1Conv(nn.Module):
             W[:, 0] = -W[:, 0]
         with torch.no_grad():
             self.conv.weight.copy_(W.view(c, c, 1))
+        self._inverse_cache: tuple | None = None  # (key, W^-1 as (c, c, 1)); not a buffer
+
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, c, n) -> (W z of shape (B, c, n), log|det| of the whole map, at least float32)."""
@@ -90,6 +96,15 @@ class Invertible1x1Conv(nn.Module):
         """(B, c, n) -> W^-1 z, with W^-1 computed in float32 and cast to z's dtype."""
         W_inverse = torch.linalg.inv(self.conv.weight.squeeze(-1).float())
         return F.conv1d(z, W_inverse.to(z.dtype).unsqueeze(-1))
+
+    def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """W^-1 as a (c, c, 1) conv weight in ``dtype``, computed in float32 once per weight version."""
+        w = self.conv.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype, dtype)
+        if self._inverse_cache is None or self._inverse_cache[0] != key:
+            W_inverse = torch.linalg.inv(w.detach().squeeze(-1).float())
+            self._inverse_cache = (key, W_inverse.to(dtype).unsqueeze(-1))
+        return self._inverse_cache[1]
 
 
 class WN(nn.Module):
@@ -187,6 +202,7 @@ class WaveGlow(nn.Module):
             self.convinv.append(Invertible1x1Conv(channels))
             self.WN.append(WN(channels // 2, n_mel_channels * n_group, **self.WN_config))
         self.n_remaining_channels = self.flow_channels()[-1]
+        self._fast: FastInference | None = None  # derived operators for infer(fast=True); not in state_dict
 
     def is_early_exit(self, k: int) -> bool:
         """Whether n_early_size channels leave the flow before flow k."""
@@ -206,15 +222,18 @@ class WaveGlow(nn.Module):
 
         Channel ``m * g + j`` holds mel bin m at offset j within each group of g samples.
         """
-        if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
-            raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
+        self.check_mel(mel, length)
         spect = self.upsample(mel.to(self.upsample.weight.dtype))  # (B, n_mel, 256 * (frames - 1) + 1024)
-        if spect.size(2) < length:
-            raise ValueError(
-                f"{mel.size(2)} mel frames cover {spect.size(2)} samples, fewer than the {length} requested"
-            )
         spect = spect[:, :, :length]  # (B, n_mel, T)
         return fold(spect, self.n_group)
+
+    def check_mel(self, mel: torch.Tensor, length: int) -> None:
+        """Raise ValueError unless mel is (B, n_mel, frames) and its frames cover ``length`` samples."""
+        if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
+            raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
+        covered = UPSAMPLE_STRIDE * (mel.size(2) - 1) + UPSAMPLE_KERNEL
+        if covered < length:
+            raise ValueError(f"{mel.size(2)} mel frames cover {covered} samples, fewer than the {length} requested")
 
     def forward(
         self, mel: torch.Tensor, audio: torch.Tensor
@@ -253,6 +272,7 @@ class WaveGlow(nn.Module):
         *,
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        fast: bool = True,
     ) -> torch.Tensor:
         """mel (B, n_mel, frames) -> audio (B, 256 * frames), in the model's dtype.
 
@@ -260,16 +280,48 @@ class WaveGlow(nn.Module):
         given) in the reference's order: the final channels first, then each early block as the
         reverse pass reaches it. With ``z`` (forward's layout, (B, g, n)) nothing is drawn and the
         output has g * n samples: ``infer(mel, z=forward(mel, audio)[0])`` returns ``audio``.
+
+        ``fast=True`` runs the exact fast path (:mod:`waveglow.fast`: folded conditioning and
+        layers, cached W^-1); ``fast=False`` the plain reference path. They agree to float
+        rounding and draw the same noise.
         """
         frames = mel.size(-1)
         length = z.size(2) * self.n_group if z is not None else UPSAMPLE_STRIDE * frames
-        spect = self.condition(mel, length)  # (B, n_mel * g, n)
+        self.check_mel(mel, length)
+        B, n, dtype, device = mel.size(0), length // self.n_group, self.upsample.weight.dtype, self.upsample.weight.device
         if z is None:
-            z = self.sample_latent(spect.size(0), spect.size(2), sigma, generator, spect.device)
-        elif z.shape != (spect.size(0), self.n_group, spect.size(2)):
-            raise ValueError(f"z must be {(spect.size(0), self.n_group, spect.size(2))}, got {tuple(z.shape)}")
-        audio = self.reverse(z.to(spect.dtype), spect)  # (B, g, n)
+            z = self.sample_latent(B, n, sigma, generator, device)
+        elif z.shape != (B, self.n_group, n):
+            raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
+        if not fast:
+            return unfold(self.reverse(z.to(dtype), self.condition(mel, length)))  # (B, g * n)
+        ops = self.fast_inference()
+        cond = ops.conditioner(mel, lambda: self.condition(mel, length), n)
+        audio = self._reverse(z.to(dtype), lambda k, audio_0: ops.coupling(k, audio_0, cond), ops.inverse)  # (B, g, n)
         return unfold(audio)
+
+    def fast_inference(self, cache_conditioning: bool | None = None) -> FastInference:
+        """The fast path's precomputed operators, rebuilt only when a parameter has changed.
+
+        ``cache_conditioning=True`` also keeps the folded conditioning operator of every layer
+        (n_flows * n_layers * 32 * 2C * 320 floats: 2 GB in float32 for the default model), which
+        is the fastest path for any length; ``False`` builds it per layer when the input is long
+        enough to repay that; ``None`` keeps the current choice. Call it once after loading to
+        pay the set-up cost up front.
+        """
+        if cache_conditioning is None:
+            cache_conditioning = self._fast is not None and self._fast.cache_conditioning
+        stale = self._fast is None or self._fast.key != parameter_key(self)
+        if stale or self._fast.cache_conditioning != cache_conditioning:
+            self._fast = None  # free the old operators before building new ones
+            self._fast = FastInference(self, cache_conditioning)
+        return self._fast
+
+    def clear_fast_cache(self) -> None:
+        """Drop the fast path's derived operators (needed only after edits through ``param.data``)."""
+        self._fast = None
+        for conv in self.convinv:
+            conv._inverse_cache = None
 
     def sample_latent(
         self, batch: int, n: int, sigma: float, generator: torch.Generator | None, device: torch.device
@@ -284,15 +336,21 @@ class WaveGlow(nn.Module):
 
     def reverse(self, z: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
         """The inverse flow: z (B, g, n) in forward's layout, spect (B, n_mel * g, n) -> (B, g, n)."""
+        return self._reverse(
+            z, lambda k, audio_0: self.WN[k](audio_0, spect), lambda k, audio: self.convinv[k].inverse(audio)
+        )
+
+    def _reverse(self, z: torch.Tensor, coupling, inverse) -> torch.Tensor:
+        """The one reverse loop: ``coupling(k, audio_0)`` is WN[k]'s output, ``inverse(k, x)`` W_k^-1 x."""
         es = self.n_early_size
         audio, early = z[:, self.n_group - self.n_remaining_channels :], z[:, : self.n_group - self.n_remaining_channels]
         for k in reversed(range(self.n_flows)):
             n_half = audio.size(1) // 2
             audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
-            output = self.WN[k](audio_0, spect)
+            output = coupling(k, audio_0)  # (B, 2 * n_half, n)
             b, log_s = output[:, :n_half], output[:, n_half:]
             audio_1 = (audio_1 - b) / torch.exp(log_s)
-            audio = self.convinv[k].inverse(torch.cat([audio_0, audio_1], 1))
+            audio = inverse(k, torch.cat([audio_0, audio_1], 1))
             if self.is_early_exit(k):
                 audio, early = torch.cat([early[:, -es:], audio], 1), early[:, :-es]
         return audio

@@ -1,0 +1,421 @@
+"""Benchmark WaveGlow inference and training: samples/s, x real time, latency and peak memory.
+
+    python scripts/benchmark.py --device cpu --threads 2 --lengths 1 10 --modes plain fast
+    python scripts/benchmark.py --device cuda --precisions fp32 tf32 fp16 bf16 --modes plain fast cudagraph
+
+Weights are random (``end`` drawn from N(0, 0.01) so no coupling is skipped; FLOPs do not depend
+on values), the latent z is fixed, and every mode computes the same audio: each row records its
+largest difference from the plain path. CUDA timings are synchronised before the clock stops;
+each row is the median of ``--repeats`` runs after ``--warmup`` untimed ones. Results go to a JSON
+file and a Markdown table, with device, torch version, date and the load average recorded.
+
+Modes: ``plain`` (the reference path, ``infer(fast=False)``), ``fast`` (``infer(fast=True)``),
+``fast-cached`` (fast with the 2 GB folded conditioning operator kept), ``compile``
+(``torch.compile`` of the plain path) and ``cudagraph`` (the fast path captured in a CUDA graph).
+Precisions: ``fp32`` (TF32 off), ``tf32``, ``fp16`` and ``bf16`` (the whole model cast, as the
+reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from typing import Callable
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from waveglow import WaveGlow, WaveGlowLoss, load_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--config", default=os.path.join(REPO, "configs", "config.json"))
+    p.add_argument("--lengths", type=float, nargs="+", default=[1.0, 10.0], help="utterance lengths in seconds")
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1])
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(DTYPES))
+    p.add_argument("--modes", nargs="+", default=["plain", "fast"], choices=MODES)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--sigma", type=float, default=0.6)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--train", action="store_true", help="also benchmark training steps")
+    p.add_argument("--train_precisions", nargs="+", default=["fp32", "amp"], choices=["fp32", "amp"])
+    p.add_argument("--train_batch_size", type=int, default=1)
+    p.add_argument("--segment_length", type=int, default=16000)
+    p.add_argument("--no_inference", action="store_true", help="skip the inference rows")
+    p.add_argument("--date", default=datetime.date.today().isoformat())
+    p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
+    p.add_argument("--output_md", default=None, help="default: the JSON path with .md")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA max_memory_allocated, or on CPU the resident set's rise over
+    its level at entry, sampled every 2 ms by a thread (approximate; /proc only)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        elif os.path.exists("/proc/self/statm"):
+            self._base = _rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss_bytes() - self._base)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+        elif hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes() - self._base)
+
+
+def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[list[float], int, object]:
+    """Wall times of ``repeats`` synchronised calls after ``warmup`` untimed ones, the peak memory
+    over the timed calls and the first timed call's result."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times, first = [], None
+    with PeakMemory(device) as mem:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = fn()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+            first = out if first is None else first
+    return times, mem.peak, first
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def build_model(config_path: str, device: torch.device, seed: int) -> tuple[WaveGlow, object]:
+    """Default-initialised WaveGlow with ``end`` ~ N(0, 0.01), so no coupling is the identity."""
+    config = load_config(config_path)
+    torch.manual_seed(seed)
+    model = WaveGlow(**config.waveglow_config.to_kwargs())
+    with torch.no_grad():
+        for wn in model.WN:
+            wn.end.weight.normal_(0, 0.01)
+            wn.end.bias.normal_(0, 0.01)
+    return model.to(device), config
+
+
+def set_precision(precision: str) -> None:
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
+    if device.type == "cpu" and precision == "tf32":
+        return "skipped: TF32 is a CUDA tensor-core format"
+    if device.type == "cpu" and precision == "fp16":
+        return "skipped: fp16 is a CUDA precision here (CPU fp16 kernels are slow emulation)"
+    if mode == "cudagraph" and device.type != "cuda":
+        return "cudagraph needs CUDA"
+    return None
+
+
+def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``."""
+    if mode == "plain":
+        return lambda: model.infer(mel, z=z, fast=False)
+    if mode in ("fast", "fast-cached"):
+        model.fast_inference(cache_conditioning=mode == "fast-cached")
+        return lambda: model.infer(mel, z=z, fast=True)
+    if mode == "compile":
+        compiled = torch.compile(lambda m, zz: model.infer(m, z=zz, fast=False), dynamic=False)
+        return lambda: compiled(mel, z)
+    return cuda_graph_runner(model, mel, z)
+
+
+def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The fast path captured once for these shapes; each call replays it on the static inputs."""
+    model.fast_inference(cache_conditioning=False)
+    static_mel, static_z = mel.clone(), z.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):  # builds the operators and W^-1 caches outside the capture
+            model.infer(static_mel, z=static_z)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = model.infer(static_mel, z=static_z)
+
+    def run() -> torch.Tensor:
+        graph.replay()
+        return static_out
+
+    return run
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def inference_rows(args: argparse.Namespace, device: torch.device, sampling_rate: int) -> list[dict]:
+    rows = []
+    for precision in args.precisions:
+        set_precision(precision)
+        model, _ = build_model(args.config, device, args.seed)
+        model = model.to(DTYPES[precision]).eval().remove_weight_norm()
+        for seconds in args.lengths:
+            for batch in args.batch_sizes:
+                rows += inference_setting(args, model, device, precision, seconds, batch, sampling_rate)
+        del model
+    return rows
+
+
+def inference_setting(args, model, device, precision, seconds, batch, sampling_rate) -> list[dict]:
+    """Every requested mode for one (precision, length, batch). Modes take turns within each
+    repeat, so background load drifting during the run affects them alike."""
+    frames = max(1, round(seconds * sampling_rate / 256))
+    gen = torch.Generator().manual_seed(args.seed)
+    mel = torch.randn(batch, model.n_mel_channels, frames, generator=gen).to(device)
+    z = (args.sigma * torch.randn(batch, model.n_group, 256 * frames // model.n_group, generator=gen)).to(device)
+    samples = batch * 256 * frames
+    base = {"precision": precision, "seconds": samples / batch / sampling_rate, "batch": batch, "frames": frames}
+    rows, runners = {}, {}
+    for mode in args.modes:
+        reason = skip_reason(device, precision, mode)
+        if reason:
+            rows[mode] = {**base, "mode": mode, "skipped": reason}
+            continue
+        setup_start = time.perf_counter()
+        with grad_mode(mode):
+            runners[mode] = make_runner(model, mode, mel, z)
+            for _ in range(args.warmup):
+                runners[mode]()
+        synchronize(device)
+        rows[mode] = {**base, "mode": mode, "setup_s": time.perf_counter() - setup_start, "times_s": [],
+                      "peak_memory_bytes": 0}
+    outputs = {}
+    for _ in range(args.repeats):
+        for mode, run in runners.items():
+            elapsed, peak, out = time_once(run, device, mode)
+            rows[mode]["times_s"].append(elapsed)
+            rows[mode]["peak_memory_bytes"] = max(rows[mode]["peak_memory_bytes"], peak)
+            outputs.setdefault(mode, out.float().cpu())
+    reference = outputs.get("plain")
+    for mode in runners:
+        rows[mode].update(summarise(rows[mode]["times_s"], samples, sampling_rate))
+        rows[mode]["max_rel_diff_vs_plain"] = relative_difference(outputs[mode], reference)
+        print(format_row(rows[mode]), flush=True)
+    return [rows[mode] for mode in args.modes]
+
+
+def grad_mode(mode: str):
+    return torch.no_grad() if mode in ("cudagraph", "compile") else torch.inference_mode()
+
+
+def time_once(run: Callable[[], torch.Tensor], device: torch.device, mode: str) -> tuple[float, int, torch.Tensor]:
+    """One synchronised, timed call: (seconds, peak memory bytes, output)."""
+    with grad_mode(mode), PeakMemory(device) as mem:
+        start = time.perf_counter()
+        out = run()
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+    return elapsed, mem.peak, out
+
+
+def relative_difference(audio: torch.Tensor, reference: torch.Tensor | None) -> float | None:
+    if reference is None:
+        return None
+    return ((audio - reference).abs().max() / reference.abs().max().clamp_min(1e-30)).item()
+
+
+def summarise(times: list[float], samples: int, sampling_rate: int) -> dict:
+    median = statistics.median(times)
+    audio_seconds = samples / sampling_rate
+    return {
+        "times_s": times,
+        "latency_s": median,
+        "samples_per_s": samples / median,
+        "x_real_time": audio_seconds / median,
+        "s_per_audio_s": median / audio_seconds,
+    }
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    for precision in args.train_precisions:
+        set_precision("fp32")
+        model, config = build_model(args.config, device, args.seed)
+        model.train()
+        loss_fn = WaveGlowLoss(config.train_config.sigma)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train_config.learning_rate)
+        step = make_train_step(model, loss_fn, optimizer, device, precision, args)
+        times, peak, _ = time_runs(step, device, args.warmup, args.repeats)
+        samples = args.train_batch_size * args.segment_length
+        row = {"precision": precision, "batch": args.train_batch_size, "segment_length": args.segment_length,
+               "times_s": times, "step_s": statistics.median(times), "samples_per_s": samples / statistics.median(times),
+               "peak_memory_bytes": peak}
+        rows.append(row)
+        print(f"train {precision}: {row['step_s']:.3f} s/step, {row['samples_per_s']:.0f} samples/s", flush=True)
+        del model, optimizer
+    return rows
+
+
+def make_train_step(model, loss_fn, optimizer, device, precision, args) -> Callable[[], float]:
+    """One forward + backward + Adam step on a fixed random batch; AMP is fp16 with a GradScaler on
+    CUDA and bfloat16 autocast on CPU."""
+    gen = torch.Generator().manual_seed(args.seed)
+    frames = args.segment_length // 256 + 1
+    mel = torch.randn(args.train_batch_size, model.n_mel_channels, frames, generator=gen).to(device)
+    audio = (0.1 * torch.randn(args.train_batch_size, args.segment_length, generator=gen)).to(device)
+    amp = precision == "amp"
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            loss = loss_fn(model(mel, audio))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.detach()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def metadata(args: argparse.Namespace, device: torch.device) -> dict:
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "date": args.date,
+        "config": os.path.relpath(args.config, REPO) if os.path.isabs(args.config) else args.config,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "sigma": args.sigma,
+        "statistic": "median of repeats; CUDA synchronised",
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def format_row(row: dict) -> str:
+    if "skipped" in row:
+        return f"{row['mode']} {row['precision']} {row['seconds']:.2f}s B{row['batch']}: {row['skipped']}"
+    return (f"{row['mode']} {row['precision']} {row['seconds']:.2f}s B{row['batch']}: {row['latency_s']:.3f} s, "
+            f"{row['s_per_audio_s']:.3f} s per audio s, {row['samples_per_s']:.0f} samples/s")
+
+
+def markdown(result: dict) -> str:
+    meta = result["meta"]
+    lines = [
+        f"Device: {meta['device_name']} ({meta['device']}, {meta['threads']} threads), torch {meta['torch']}, "
+        f"{meta['date']}, config `{meta['config']}`, median of {meta['repeats']} after {meta['warmup']} warm-up; "
+        f"load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end.",
+        "",
+        "| mode | precision | batch | audio s | latency s | s per audio s | x real time | samples/s | peak MB | rel. diff vs plain |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["inference"]:
+        if "skipped" in r:
+            lines.append(f"| {r['mode']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['skipped']} ||||||")
+            continue
+        diff = "" if r["max_rel_diff_vs_plain"] is None else f"{r['max_rel_diff_vs_plain']:.1e}"
+        lines.append(
+            f"| {r['mode']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['latency_s']:.3f} | "
+            f"{r['s_per_audio_s']:.3f} | {r['x_real_time']:.3f} | {r['samples_per_s']:.0f} | "
+            f"{r['peak_memory_bytes'] / 2**20:.0f} | {diff} |"
+        )
+    if result["training"]:
+        lines += ["", "| training | batch | segment | s per step | samples/s | peak MB |", "|---|---|---|---|---|---|"]
+        for r in result["training"]:
+            lines.append(f"| {r['precision']} | {r['batch']} | {r['segment_length']} | {r['step_s']:.3f} | "
+                         f"{r['samples_per_s']:.0f} | {r['peak_memory_bytes'] / 2**20:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("CUDA is not available", file=sys.stderr)
+        return 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = {"meta": metadata(args, device), "inference": [], "training": []}
+    sampling_rate = load_config(args.config).data_config.sampling_rate
+    if not args.no_inference:
+        result["inference"] = inference_rows(args, device, sampling_rate)
+    if args.train:
+        result["training"] = training_rows(args, device)
+    result["meta"]["loadavg_end"] = os.getloadavg()
+    json_path = args.output_json or os.path.join(REPO, "benchmarks", f"{device.type}_{args.date}.json")
+    md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    with open(json_path, "w") as f:
+        json.dump(result, f, indent=2)
+    with open(md_path, "w") as f:
+        f.write(markdown(result))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""The fast inference path (waveglow/fast.py) against the plain reference path."""
+
+import pytest
+import torch
+
+from waveglow import WaveGlow
+from waveglow.fast import gate_time_major, gate_time_major_
+from waveglow.model import Invertible1x1Conv, gated_activation
+
+from conftest import randomize_end
+
+
+def randomize_biases(model: WaveGlow, std: float = 0.1) -> WaveGlow:
+    """Non-zero biases everywhere, so the folded biases and padded edges are exercised too."""
+    with torch.no_grad():
+        model.upsample.bias.normal_(0, std)
+        for wn in model.WN:
+            for layer in (wn.start, wn.cond_layer, *wn.in_layers, *wn.res_skip_layers):
+                layer.bias.normal_(0, std)
+    return model
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.fixture
+def model(tiny_model):
+    return randomize_biases(tiny_model)
+
+
+@pytest.mark.parametrize("conditioning", ["plain", "folded", "cached"])
+def test_fast_matches_plain(model, conditioning):
+    ops = model.fast_inference(cache_conditioning=conditioning == "cached")
+    ops.fold_min_steps = 0 if conditioning == "folded" else 10**9
+    assert ops.uses_folding(1, 8) == (conditioning != "plain")
+    mel = torch.randn(2, 80, 9)
+    z = torch.randn(2, 8, 9 * 32)
+    plain0, plainz = model.infer(mel, sigma=0.0, fast=False), model.infer(mel, z=z, fast=False)
+    assert plain0.abs().max() > 1e-3 and relative_error(plainz, model.infer(mel, z=z * 0)) > 1e-2
+    assert relative_error(model.infer(mel, sigma=0.0), plain0) < 1e-5
+    assert relative_error(model.infer(mel, z=z), plainz) < 1e-5
+
+
+@pytest.mark.parametrize("steps", [1, 2, 37, 250, 300])  # n below the taps, mid-hop, past 256 * frames
+def test_fast_matches_plain_at_odd_lengths(model, steps):
+    model.fast_inference().fold_min_steps = 0
+    mel, z = torch.randn(1, 80, 9), torch.randn(1, 8, steps)
+    assert relative_error(model.infer(mel, z=z), model.infer(mel, z=z, fast=False)) < 1e-5
+
+
+def test_fast_draws_the_same_noise(model):
+    mel = torch.randn(1, 80, 5)
+    fast = model.infer(mel, sigma=0.7, generator=torch.Generator().manual_seed(3))
+    plain = model.infer(mel, sigma=0.7, generator=torch.Generator().manual_seed(3), fast=False)
+    assert relative_error(fast, plain) < 1e-5
+
+
+@pytest.mark.parametrize("n_group, kernel_size", [(6, 5), (4, 3)])
+def test_fast_other_architectures(n_group, kernel_size):
+    """n_group 6 does not divide the hop (plain conditioning); kernel 5 pads two steps each side."""
+    torch.manual_seed(5)
+    model = WaveGlow(
+        n_mel_channels=80, n_flows=3, n_group=n_group, n_early_every=2, n_early_size=2,
+        WN_config={"n_layers": 3, "n_channels": 8, "kernel_size": kernel_size},
+    )
+    model = randomize_biases(randomize_end(model)).eval()
+    model.fast_inference().fold_min_steps = 0
+    assert (model.fast_inference().upsampler is None) == (256 % n_group != 0)
+    mel = torch.randn(2, 80, 4)
+    for steps in (1, 3, 100):
+        z = torch.randn(2, n_group, steps)
+        assert relative_error(model.infer(mel, z=z), model.infer(mel, z=z, fast=False)) < 1e-5
+
+
+def test_fast_with_and_without_weight_norm(model):
+    mel = torch.randn(1, 80, 6)
+    with_norm = model.infer(mel, sigma=0.0)
+    assert relative_error(with_norm, model.infer(mel, sigma=0.0, fast=False)) < 1e-5
+    model.remove_weight_norm()
+    assert relative_error(model.infer(mel, sigma=0.0), with_norm) < 1e-5
+
+
+def test_fast_operators_never_stale(model):
+    mel = torch.randn(1, 80, 6)
+    model.infer(mel, sigma=0.0)  # builds the operators and W^-1 caches
+    with torch.no_grad():
+        model.WN[0].cond_layer.weight_v.mul_(1.5)
+        model.convinv[1].conv.weight.mul_(0.9)
+        model.upsample.weight.add_(0.01)
+    assert relative_error(model.infer(mel, sigma=0.0), model.infer(mel, sigma=0.0, fast=False)) < 1e-5
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    optimizer.step()
+    assert relative_error(model.infer(mel, sigma=0.0), model.infer(mel, sigma=0.0, fast=False)) < 1e-5
+    other = randomize_end(WaveGlow(**{k: getattr(model, k) for k in
+                                      ("n_mel_channels", "n_flows", "n_group", "n_early_every", "n_early_size")},
+                                   WN_config=model.WN_config), std=0.2)
+    model.load_state_dict(other.state_dict())
+    assert relative_error(model.infer(mel, sigma=0.0), model.infer(mel, sigma=0.0, fast=False)) < 1e-5
+
+
+def test_fast_cache_is_not_state(model):
+    keys = list(model.state_dict())
+    count = sum(p.numel() for p in model.parameters())
+    model.fast_inference(cache_conditioning=True)
+    model.infer(torch.randn(1, 80, 3))
+    assert list(model.state_dict()) == keys
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert model.fast_inference() is model.fast_inference()  # reused while nothing changes
+
+
+def test_inverse_weight_cache():
+    torch.manual_seed(1)
+    conv = Invertible1x1Conv(4)
+    first = conv.inverse_weight(torch.float32)
+    assert conv.inverse_weight(torch.float32) is first
+    with torch.no_grad():
+        conv.conv.weight.mul_(2.0)
+    W = conv.conv.weight.squeeze(-1)
+    torch.testing.assert_close(conv.inverse_weight(torch.float32).squeeze(-1) @ W, torch.eye(4), atol=1e-5, rtol=0)
+    assert conv.inverse_weight(torch.float64).dtype == torch.float64
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, used on CUDA only
+def test_gates_match_plain():
+    x = torch.randn(2, 12, 30)  # (B, 2C, n)
+    expected = gated_activation(x, 6)
+    time_major = x[0].t()  # (n, 2C)
+    torch.testing.assert_close(torch.jit.script(gate_time_major)(time_major, 6), expected[0].t())
+    torch.testing.assert_close(gate_time_major_(time_major.clone(), 6), expected[0].t())
