@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test clean
+.PHONY: setup test clean demo
 
 setup: $(VENV)/.installed
 
@@ -17,3 +17,8 @@ test: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Train a small model for a few CPU minutes on demo/data, vocode held-out clips into demo_output/.
+# CHECKPOINT=path vocodes them with that checkpoint instead; DEMO_ITERATIONS=N shortens training.
+demo: setup
+	$(PY) scripts/demo.py $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DEMO_ITERATIONS),--iterations $(DEMO_ITERATIONS))
