@@ -158,6 +158,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if not os.path.exists(args.data):
+        print(f"error: {args.data}: no such folder or file list", file=sys.stderr)
+        return 1
     try:
         files = discover(args.data)
     except (OSError, ValueError) as e:
