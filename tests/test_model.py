@@ -86,6 +86,21 @@ def test_noise_follows_reference_order(tiny_model):
     torch.testing.assert_close(tiny_model.infer(mel, sigma=0.7, generator=torch.Generator().manual_seed(9)), expected)
 
 
+def test_lengths_mask_makes_batch_members_independent(tiny_model):
+    torch.manual_seed(7)
+    long_mel, short_mel = torch.randn(1, 80, 10) - 5, torch.randn(1, 80, 6) - 5
+    long_z, short_z = 0.7 * torch.randn(1, 8, 320), 0.7 * torch.randn(1, 8, 192)
+    mel = torch.full((2, 80, 10), -11.5)
+    mel[0], mel[1, :, :6] = long_mel[0], short_mel[0]
+    z = torch.zeros(2, 8, 320)
+    z[0], z[1, :, :192] = long_z[0], short_z[0]
+    batch = tiny_model.infer(mel, z=z, lengths=torch.tensor([2560, 1536]))
+    torch.testing.assert_close(batch[0], tiny_model.infer(long_mel, z=long_z)[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch[1, :1536], tiny_model.infer(short_mel, z=short_z)[0], atol=1e-5, rtol=0)
+    unmasked = tiny_model.infer(mel, z=z)
+    assert (unmasked[1, :1536] - batch[1, :1536]).abs().max() > 1e-3  # the mask is what makes them equal
+
+
 def test_wrong_inputs_raise(tiny_model):
     with pytest.raises(ValueError, match="80"):
         tiny_model.infer(torch.randn(1, 40, 5))

@@ -33,12 +33,22 @@ def model(tiny_model):
     return tiny_model.remove_weight_norm()
 
 
-def test_without_overlap_equals_model_infer(model):
+@pytest.mark.parametrize("overlap_frames", [0, 32])
+def test_one_window_equals_model_infer(model, overlap_frames):
+    """Unchunked synthesis is the reference's audio for the same weights and noise, to the bit."""
     mel = _mel(30)
     expected = model.infer(mel[None], sigma=0.7, generator=torch.Generator().manual_seed(3))[0]
-    audio = synthesize(model, mel, sigma=0.7, overlap_frames=0, generator=torch.Generator().manual_seed(3))
+    audio = synthesize(model, mel, sigma=0.7, overlap_frames=overlap_frames,
+                       generator=torch.Generator().manual_seed(3))
     assert audio.shape == (256 * 30,) and audio.dtype == torch.float32
     assert torch.equal(audio, expected)
+
+
+def test_batch_members_equal_model_infer_alone(model):
+    mels = [_mel(n, seed=n) for n in (13, 40)]
+    batch = synthesize(model, mels, sigma=0.0)
+    for mel, audio in zip(mels, batch):
+        torch.testing.assert_close(audio, model.infer(mel[None], sigma=0.0)[0], atol=1e-5, rtol=0)
 
 
 def test_output_shapes(model):

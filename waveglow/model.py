@@ -142,16 +142,23 @@ class WN(nn.Module):
             res_skip_channels = 2 * n_channels if i < n_layers - 1 else n_channels
             self.res_skip_layers.append(WeightNormConv1d(n_channels, res_skip_channels, 1))
 
-    def forward(self, audio: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
-        """audio (B, n_in, n), spect (B, n_mel * g, n) -> (B, 2 * n_in, n)."""
-        return self.end(self.skip_sum(audio, self.cond_layer(spect)))
+    def forward(self, audio: torch.Tensor, spect: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """audio (B, n_in, n), spect (B, n_mel * g, n) -> (B, 2 * n_in, n).
 
-    def skip_sum(self, audio: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        ``mask`` (B, 1, n), 1 inside each sequence and 0 after its end, makes every dilated conv
+        see zeros past each sequence's own end, as it would alone: batches of unequal lengths
+        then give each sequence exactly its unbatched output.
+        """
+        return self.end(self.skip_sum(audio, self.cond_layer(spect), mask))
+
+    def skip_sum(self, audio: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The WaveNet stack given the conditioning already projected: cond (B, 2 C L, n) -> (B, C, n)."""
         C = self.n_channels
         audio = self.start(audio)  # (B, C, n)
         output = torch.zeros_like(audio)
         for i, (in_layer, res_skip_layer) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            if mask is not None:
+                audio = audio * mask
             acts = gated_activation(in_layer(audio) + cond[:, i * 2 * C : (i + 1) * 2 * C], C)
             res_skip_acts = res_skip_layer(acts)
             if i < self.n_layers - 1:
@@ -273,6 +280,7 @@ class WaveGlow(nn.Module):
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         fast: bool = True,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """mel (B, n_mel, frames) -> audio (B, 256 * frames), in the model's dtype.
 
@@ -284,6 +292,10 @@ class WaveGlow(nn.Module):
         ``fast=True`` runs the exact fast path (:mod:`waveglow.fast`: folded conditioning and
         layers, cached W^-1); ``fast=False`` the plain reference path. They agree to float
         rounding and draw the same noise.
+
+        ``lengths`` (B,) gives each sequence's own length in samples (a multiple of n_group) for a
+        batch padded to a common length: each sequence's output up to its length is then what it
+        would be alone (the plain path runs, with the WN convolutions masked past each end).
         """
         frames = mel.size(-1)
         length = z.size(2) * self.n_group if z is not None else UPSAMPLE_STRIDE * frames
@@ -293,6 +305,10 @@ class WaveGlow(nn.Module):
             z = self.sample_latent(B, n, sigma, generator, device)
         elif z.shape != (B, self.n_group, n):
             raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
+        if lengths is not None:
+            steps = torch.arange(n, device=device)
+            mask = (steps < torch.as_tensor(lengths, device=device).view(-1, 1) // self.n_group).to(dtype)
+            return unfold(self.reverse(z.to(dtype), self.condition(mel, length), mask.unsqueeze(1)))  # (B, g * n)
         if not fast:
             return unfold(self.reverse(z.to(dtype), self.condition(mel, length)))  # (B, g * n)
         ops = self.fast_inference()
@@ -334,10 +350,13 @@ class WaveGlow(nn.Module):
         ]
         return sigma * torch.cat(early[::-1] + [final], 1)
 
-    def reverse(self, z: torch.Tensor, spect: torch.Tensor) -> torch.Tensor:
-        """The inverse flow: z (B, g, n) in forward's layout, spect (B, n_mel * g, n) -> (B, g, n)."""
+    def reverse(self, z: torch.Tensor, spect: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The inverse flow: z (B, g, n) in forward's layout, spect (B, n_mel * g, n) -> (B, g, n).
+
+        ``mask`` (B, 1, n): see :meth:`WN.forward`.
+        """
         return self._reverse(
-            z, lambda k, audio_0: self.WN[k](audio_0, spect), lambda k, audio: self.convinv[k].inverse(audio)
+            z, lambda k, audio_0: self.WN[k](audio_0, spect, mask), lambda k, audio: self.convinv[k].inverse(audio)
         )
 
     def _reverse(self, z: torch.Tensor, coupling, inverse) -> torch.Tensor:

@@ -4,8 +4,9 @@
 the mel and the noise near it, never on how the work was cut up:
 
 - Batching: mels of different lengths are padded with silence and each output is trimmed back to
-  ``hop * frames`` samples. Noise is drawn per utterance (its own length, in order, from the
-  generator(s) given) and is zero in the padding.
+  ``hop * frames`` samples. The model masks its convolutions past each utterance's own end
+  (``model.infer(..., lengths=)``), so each utterance comes out as it would alone. Noise is drawn
+  per utterance (its own length, in order, from the generator(s) given) and is zero in the padding.
 - Long inputs: with ``chunk_frames`` the mel is vocoded in windows of at most
   ``chunk_frames + 2 * overlap_frames`` frames. Each window carries ``overlap_frames`` frames of
   context on each side; neighbours are cross-faded linearly over the middle ``overlap_frames / 2``
@@ -13,9 +14,8 @@ the mel and the noise near it, never on how the work was cut up:
   ``3/4 * overlap_frames`` frames from its edges (3 frames cover the upsampler's reach; the WNs'
   influence decays with distance). The latent z is drawn once for the whole utterance and
   sliced per window, so the noise at each sample is independent of the chunking.
-- Every utterance is followed by ``overlap_frames`` frames of silence (log 1e-5) before vocoding,
-  so its last samples see the same context alone, in a batch or in chunks. With
-  ``overlap_frames=0`` and no chunking, ``synthesize`` is exactly ``model.infer``.
+- Without chunking (or for a mel shorter than one window), ``synthesize`` of one mel is exactly
+  ``model.infer``: the reference's audio for the same weights and noise.
 
 Outputs are float32 on the CPU, so GPU memory holds only one window at a time.
 """
@@ -175,14 +175,14 @@ def synthesize_batch(
     """Checked mels [(n_mel, frames_i)] -> float32 CPU audio [(hop * frames_i,)], in one batch."""
     hop, steps = _hop_and_steps_per_frame(model)
     frames = [m.size(1) for m in mels]
-    padded_frames = max(frames) + overlap_frames
+    padded_frames = max(frames)
     mel = torch.full((len(mels), model.n_mel_channels, padded_frames), SILENCE_LOG_MEL)  # (B, n_mel, F')
     z = torch.zeros(len(mels), model.n_group, padded_frames * steps)  # (B, g, n')
     latents = draw_latents(model, [f * steps for f in frames], sigma, generator)
     for i, (m, latent) in enumerate(zip(mels, latents)):
         mel[i, :, : frames[i]] = m
         z[i, :, : latent.size(1)] = latent
-    audio = vocode_chunked(model, mel, z, chunk_frames, overlap_frames)  # (B, hop * F')
+    audio = vocode_chunked(model, mel, z, chunk_frames, overlap_frames, frames)  # (B, hop * F')
     return [audio[i, : hop * f] for i, f in enumerate(frames)]
 
 
@@ -276,18 +276,36 @@ def _ramp(s: torch.Tensor, centre: int, half_width: int) -> torch.Tensor:
 
 @torch.no_grad()
 def vocode_chunked(
-    model: nn.Module, mel: torch.Tensor, z: torch.Tensor, chunk_frames: int | None, overlap_frames: int
+    model: nn.Module,
+    mel: torch.Tensor,
+    z: torch.Tensor,
+    chunk_frames: int | None,
+    overlap_frames: int,
+    frames: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """mel (B, n_mel, F), z (B, g, F * hop / g) -> float32 CPU audio (B, hop * F), window by window."""
+    """mel (B, n_mel, F), z (B, g, F * hop / g) -> float32 CPU audio (B, hop * F), window by window.
+
+    ``frames``: each utterance's own length when the batch is padded; windows that reach past an
+    utterance's end are vocoded with the model's masking, as if that utterance ended there alone.
+    """
     hop, steps = _hop_and_steps_per_frame(model)
     parameter = next(model.parameters())
     audio = torch.zeros(mel.size(0), hop * mel.size(2))  # (B, T)
     for window in chunk_windows(mel.size(2), chunk_frames, overlap_frames):
         mel_window = mel[:, :, window.start : window.stop].to(device=parameter.device, dtype=parameter.dtype)
         z_window = z[:, :, window.start * steps : window.stop * steps].to(parameter.device)
-        piece = model.infer(mel_window, z=z_window).float().cpu()  # (B, hop * (stop - start))
+        lengths = _window_lengths(window, frames, hop)
+        piece = model.infer(mel_window, z=z_window, lengths=lengths).float().cpu()  # (B, hop * (stop - start))
         audio[:, window.start * hop : window.stop * hop] += piece * crossfade_weights(window, hop)
     return audio
+
+
+def _window_lengths(window: Window, frames: Sequence[int] | None, hop: int) -> torch.Tensor | None:
+    """Each utterance's length in samples within ``window``, or None when none ends inside it."""
+    size = window.stop - window.start
+    if frames is None or all(f >= window.stop for f in frames):
+        return None
+    return torch.tensor([hop * min(max(f - window.start, 0), size) for f in frames])
 
 
 # ------------------------------------------------------------------------------ WAV output
