@@ -29,6 +29,7 @@ from waveglow.synthesis import (
     DEFAULT_OVERLAP_FRAMES,
     MelError,
     check_mel,
+    first_line,
     load_for_inference,
     load_mel,
     synthesize,
@@ -260,18 +261,13 @@ def main(argv: list[str] | None = None) -> int:
                 audios = vocode_batch(model, batch, denoiser, args, seed)
             except (RuntimeError, ValueError) as e:  # e.g. out of memory
                 for u in batch:
-                    report(f"{u.path}: synthesis failed: {_first_line(e)}")
+                    report(f"{u.path}: synthesis failed: {first_line(e)}")
                 progress.update(len(batch))
                 continue
             seconds += write_batch(batch, audios, args, sampling_rate, report)
             progress.update(len(batch))
     elapsed = time.perf_counter() - start
     return summarize(len(files) + len(errors), len(failures), seconds, elapsed, args, sampling_rate, seed)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 def summarize(n_inputs: int, n_failed: int, seconds: float, elapsed: float, args, sampling_rate: int, seed: int) -> int:

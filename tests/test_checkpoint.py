@@ -12,7 +12,7 @@ from torch import nn
 from waveglow import CheckpointError, WaveGlow, load_checkpoint, read_checkpoint, save_checkpoint
 from waveglow.checkpoint import convert_state_dict, restore_rng_state
 
-from conftest import REPO, randomize_end
+from conftest import REPO
 
 
 def _outputs(model, seed=0):
@@ -61,10 +61,8 @@ def test_rng_state_round_trip(tmp_path, tiny_model):
 
 
 def test_unwraps_compiled_and_wrapped_models(tmp_path, tiny_model):
-    wrapper = types.SimpleNamespace()
     wrapped = nn.Module()
     wrapped._orig_mod = tiny_model  # what torch.compile's wrapper looks like
-    del wrapper
     path = save_checkpoint(tmp_path / "ckpt", wrapped)
     assert all(not k.startswith("_orig_mod") for k in torch.load(path, weights_only=True)["state_dict"])
 

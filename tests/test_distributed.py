@@ -11,7 +11,7 @@ import train
 from waveglow import load_checkpoint
 
 from conftest import REPO
-from test_train import CLIPS, _args
+from test_train import _args
 
 
 def _free_port():

@@ -99,13 +99,14 @@ def load_mel(path: str | os.PathLike, n_mel_channels: int) -> torch.Tensor:
     except OSError as e:
         raise MelError(f"cannot read mel file: {e.strerror or e}") from None
     except Exception as e:  # corrupt zip, pickled objects, truncated arrays ...
-        raise MelError(f"cannot read mel file: {_first_line(e)}") from None
+        raise MelError(f"cannot read mel file: {first_line(e)}") from None
     if not isinstance(data, (torch.Tensor, np.ndarray)):
         raise MelError(f"expected a tensor or array, the file holds a {type(data).__name__}")
     return check_mel(data, n_mel_channels)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """An exception's message reduced to its first line, for one-line reports."""
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
 

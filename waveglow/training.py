@@ -25,7 +25,6 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import (
-    CheckpointError,
     build_model,
     read_checkpoint,
     restore_rng_state,
