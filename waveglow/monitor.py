@@ -67,7 +67,10 @@ class ProgressLog:
 
     @torch.no_grad()
     def audio(self, model, validation) -> None:
-        """Vocode the first validation clips at sigma 0.6; log audio and mel images."""
+        """Vocode the first validation clips at sigma 0.6; log audio and mel images.
+
+        The plain path: the fast path would keep derived weights that go stale at the next step.
+        """
         if not self.enabled or self.writer is None:
             return
         from .audio import MelSpectrogram
@@ -80,7 +83,7 @@ class ProgressLog:
             mel, audio = validation[i]
             mel = mel[None].to(self.trainer.device)
             generator = torch.Generator(device=self.trainer.device).manual_seed(i)
-            vocoded = model.infer(mel, sigma=VALIDATION_SIGMA, generator=generator).float().clamp(-1, 1)
+            vocoded = model.infer(mel, sigma=VALIDATION_SIGMA, generator=generator, fast=False).float().clamp(-1, 1)
             self.writer.add_audio(f"validation/{i}/vocoded", vocoded.cpu(), iteration, sample_rate=rate)
             self.writer.add_image(f"validation/{i}/vocoded_mel", mel_image(features(vocoded)[0]).cpu(), iteration)
             if not self.ground_truth_logged:
