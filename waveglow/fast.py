@@ -18,7 +18,8 @@ rounding (tests/test_fast.py compares against the plain path to 1e-5 in float32)
   each res_skip layer produces C residual rows plus 2 n_in output rows instead of 2C rows.
 * **W^-1** comes from :meth:`Invertible1x1Conv.inverse_weight`, cached by weight version.
 * The gate runs in place on CPU (no temporaries; tanh as 2 sigmoid(2x) - 1, within 2e-7, because
-  torch's CPU sigmoid is several times faster than its tanh); on CUDA a TorchScript-fused version.
+  torch's CPU sigmoid is several times faster than its tanh, with the 2x folded into the weights
+  and biases of the tanh half); on CUDA a TorchScript-fused version of the same formula.
 * The conditioning of each layer is written into one reused buffer (fresh 50 MB tensors cost page
   faults on CPU), and the cached folded operators carry their bias as an extra row.
 * The WN runs time-major, (n, channels): every conv is a GEMM (a kernel-k conv is k shifted
@@ -37,8 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FastInference", "parameter_key", "gate_time_major_", "gate_time_major", "FOLD_MIN_STEPS"]
+__all__ = ["FastInference", "parameter_key", "gate_time_major_", "gate_time_major", "FOLD_MIN_STEPS", "GATE_SCALE"]
 
+# The fast path keeps the tanh half of each gate's input multiplied by this (see gate_time_major_).
+GATE_SCALE = 2.0
 # Below this many group steps (B * n), building the folded operator on the fly costs more than it saves.
 FOLD_MIN_STEPS = 20480
 
@@ -91,17 +94,19 @@ class FastFlow:
         C, L = wn.n_channels, wn.n_layers
         self.n_channels, self.n_layers, self.dtype = C, L, dtype
         f32 = lambda t: t.detach().float()  # noqa: E731
+        # The tanh half of every gate input is stored doubled: the gate then needs no scaling pass.
+        gate_scale = torch.cat([torch.full((C,), GATE_SCALE), torch.ones(C)])  # (2C,)
         start_w, start_b = f32(wn.start.effective_weight())[:, :, 0], f32(wn.start.bias)  # (C, n_in), (C,)
         self.start = (start_w.t().contiguous().to(dtype), start_b.to(dtype))  # (n_in, C), (C,)
         self.in_taps: list[list[tuple[int, torch.Tensor]]] = []  # per layer: (time offset, (in, 2C)) per tap
         in_bias = []
         for i, layer in enumerate(wn.in_layers):
-            w, d, pad = f32(layer.effective_weight()), layer.dilation[0], layer.padding[0]  # (2C, C, k)
+            w, d, pad = f32(layer.effective_weight()) * gate_scale.view(-1, 1, 1), layer.dilation[0], layer.padding[0]  # (2C, C, k)
             if i == 0:
                 w = torch.einsum("ock,ci->oik", w, start_w)  # (2C, n_in, k): in_layers[0] of start
             self.in_taps.append([(tap * d - pad, w[:, :, tap].t().contiguous().to(dtype)) for tap in range(w.size(2))])
-            in_bias.append(f32(layer.bias))
-        w0 = f32(wn.in_layers[0].effective_weight())
+            in_bias.append(f32(layer.bias) * gate_scale)
+        w0 = f32(wn.in_layers[0].effective_weight()) * gate_scale.view(-1, 1, 1)
         start_bias_taps = [(off, w0[:, :, tap] @ start_b) for tap, (off, _) in enumerate(self.in_taps[0])]
         in_bias[0] = in_bias[0] + sum(v for _, v in start_bias_taps)
         self.start_bias_taps = [(off, v.to(dtype)) for off, v in start_bias_taps]
@@ -114,7 +119,9 @@ class FastFlow:
             self.skip.append((E @ w[res:]).t().contiguous().to(dtype))  # (C, 2 n_in)
             out_bias = out_bias + E @ b[res:]
         self.out_bias = out_bias.to(dtype)
-        cond_w, cond_b = f32(wn.cond_layer.effective_weight())[:, :, 0], f32(wn.cond_layer.bias)  # (2CL, n_mel g)
+        cond_scale = gate_scale.repeat(L)  # (2CL,)
+        cond_w = f32(wn.cond_layer.effective_weight())[:, :, 0] * cond_scale[:, None]  # (2CL, n_mel g)
+        cond_b = f32(wn.cond_layer.bias) * cond_scale
         rows = [slice(2 * C * i, 2 * C * (i + 1)) for i in range(L)]
         self.cond_weight = [cond_w[r] for r in rows]  # float32 (2C, n_mel g), for plain or on-the-fly folding
         self.plain_bias = [(in_bias[i] + cond_b[r]).to(dtype) for i, r in enumerate(rows)]
@@ -158,18 +165,18 @@ class FastFlow:
 
 
 def gate_time_major_(x: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """The gate on a time-major (n, 2C) buffer, in place: -> (n, C) view.
+    """The gate on a time-major (n, 2C) buffer whose tanh half holds 2a (``GATE_SCALE``), in place.
 
-    tanh(x) is computed as 2 sigmoid(2x) - 1 (within 2e-7 absolute): on CPU torch's sigmoid is
-    several times faster than its tanh, and four in-place passes beat one tanh.
+    -> (n, C) view of tanh(a) * sigmoid(b), with tanh(a) computed as 2 sigmoid(2a) - 1 (within
+    2e-7 absolute): on CPU torch's sigmoid is several times faster than its tanh.
     """
-    t = x[:, :n_channels].mul_(2).sigmoid_().mul_(2).sub_(1)
+    t = x[:, :n_channels].sigmoid_().mul_(2).sub_(1)
     return t.mul_(torch.sigmoid_(x[:, n_channels:]))
 
 
 def gate_time_major(x: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """The gate out of place, for TorchScript to fuse into one CUDA kernel: (n, 2C) -> (n, C)."""
-    return torch.tanh(x[:, :n_channels]) * torch.sigmoid(x[:, n_channels:])
+    """The same gate out of place, for TorchScript to fuse into one CUDA kernel: (n, 2C) -> (n, C)."""
+    return (2 * torch.sigmoid(x[:, :n_channels]) - 1) * torch.sigmoid(x[:, n_channels:])
 
 
 class FastInference:
