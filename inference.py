@@ -134,30 +134,31 @@ def _resolve(entry: str, folder: str) -> str:
     return entry
 
 
-def mel_from_wav(path: str, data_config: DataConfig, args: argparse.Namespace) -> torch.Tensor:
-    """--wav mode: the model's own features of an audio file -> (n_mel, frames)."""
-    from waveglow.audio import MelSpectrogram, load_audio
+def mel_from_wav(path: str, features, data_config: DataConfig, args: argparse.Namespace) -> torch.Tensor:
+    """--wav mode: the model's own features (``features``, a MelSpectrogram) of an audio file -> (n_mel, frames)."""
+    from waveglow.audio import load_audio
 
     audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix)  # (T,)
     if audio.numel() == 0:
         raise MelError("empty audio file")
     with torch.no_grad():
-        mel = MelSpectrogram.from_config(data_config)(audio.unsqueeze(0))[0]  # (n_mel, 1 + T // hop)
+        mel = features(audio.unsqueeze(0))[0]  # (n_mel, 1 + T // hop)
     return check_mel(mel, data_config.n_mel_channels)
 
 
 def load_inputs(files: list[str], n_mel: int, data_config: DataConfig, args: argparse.Namespace, report) -> list[Utterance]:
     """Read every input's mel; failures go to ``report`` and are skipped."""
     if args.wav:
-        from waveglow.audio import AudioError
+        from waveglow.audio import AudioError, MelSpectrogram
 
+        features = MelSpectrogram.from_config(data_config)  # the filterbank once, not per file
         expected: tuple[type[Exception], ...] = (MelError, AudioError, OSError)
     else:
         expected = (MelError,)
     utterances = []
     for index, path in enumerate(files):
         try:
-            mel = mel_from_wav(path, data_config, args) if args.wav else load_mel(path, n_mel)
+            mel = mel_from_wav(path, features, data_config, args) if args.wav else load_mel(path, n_mel)
         except expected as e:
             report(str(e) if str(e).startswith(path) else f"{path}: {e}")  # AudioError names the file itself
             continue

@@ -9,7 +9,8 @@ from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_
 from .config import Config, ConfigError, load_config
 from .loss import WaveGlowLoss
 from .model import WaveGlow
-from .synthesis import Denoiser, synthesize
+from .denoiser import Denoiser
+from .synthesis import synthesize
 
 __all__ = [
     "WaveGlow",

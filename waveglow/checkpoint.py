@@ -181,11 +181,8 @@ def restore_rng_state(state: Mapping) -> None:
 # ----------------------------------------------------------------------------------- loading
 
 
-def _torch_load(path: str, map_location: Any) -> tuple[Any, bool]:
-    """Load with weights_only=True, falling back to the restricted unpickler for pickled modules.
-
-    Returns (object, whether it was a weights-only file).
-    """
+def _torch_load(path: str, map_location: Any) -> Any:
+    """Load with weights_only=True, falling back to the restricted unpickler for pickled modules."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     if os.path.isdir(path):
@@ -200,13 +197,13 @@ def _torch_load(path: str, map_location: Any) -> tuple[Any, bool]:
     if not (magic.startswith(b"PK") or magic.startswith(b"\x80")):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint file (neither a zip archive nor a pickle)")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True), True
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         pass  # not weights-only (or not a pickle at all): the restricted loader decides
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_one_line(e)}") from None
     try:
-        return torch.load(path, map_location=map_location, weights_only=False, pickle_module=restricted_pickle_module()), False
+        return torch.load(path, map_location=map_location, weights_only=False, pickle_module=restricted_pickle_module())
     except RefusedPickle as e:
         raise CheckpointError(f"{path}: {e}") from None
     except Exception as e:
@@ -421,8 +418,7 @@ def _fuse_res_skip_layers(state_dict: dict) -> dict:
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
     """Read any supported checkpoint into a :class:`Checkpoint` (state dict in our layout)."""
     path = os.fspath(path)
-    obj, _ = _torch_load(path, map_location)
-    return _parse(path, obj)
+    return _parse(path, _torch_load(path, map_location))
 
 
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:

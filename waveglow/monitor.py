@@ -28,6 +28,7 @@ class ProgressLog:
         self.writer = trainer.writer
         self.bar = None
         self.ground_truth_logged = False
+        self.features = None  # MelSpectrogram for the audio logs, built on first use
         if self.enabled:
             from tqdm import tqdm
 
@@ -76,7 +77,9 @@ class ProgressLog:
         from .audio import MelSpectrogram
 
         data_config = self.trainer.config.data_config
-        features = MelSpectrogram.from_config(data_config).to(self.trainer.device)
+        if self.features is None:
+            self.features = MelSpectrogram.from_config(data_config).to(self.trainer.device)
+        features = self.features
         iteration, rate = self.trainer.iteration, data_config.sampling_rate
         model.eval()
         for i in range(min(N_AUDIO_CLIPS, len(validation))):
