@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="vocode longer mels in chunks of this many frames; 0: never chunk")
     parser.add_argument("--overlap_frames", type=int, default=DEFAULT_OVERLAP_FRAMES,
                         help="context frames on each side of a chunk")
+    parser.add_argument("--low_memory", action="store_true",
+                        help="do not keep the folded conditioning operators (2 GB in float32 for the default "
+                             "model): slower, and the peak memory of the model alone")
     parser.add_argument("--wav", action="store_true", help="inputs are audio files: vocode their mels")
     parser.add_argument("--resample", action="store_true", help="--wav: resample files at another rate")
     parser.add_argument("--downmix", action="store_true", help="--wav: average multi-channel files")
@@ -234,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.output_dir}: output directory not writable: {e.strerror or e}", file=sys.stderr)
         return 1
     try:
-        model, data_config = load_for_inference(args.waveglow_path, device_name(args), DTYPES[dtype_name(args)])
+        model, data_config = load_for_inference(
+            args.waveglow_path, device_name(args), DTYPES[dtype_name(args)], cache_conditioning=not args.low_memory
+        )
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

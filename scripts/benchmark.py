@@ -19,6 +19,7 @@ reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -156,7 +157,11 @@ def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
 
 
 def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor) -> Callable[[], torch.Tensor]:
-    """A no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``."""
+    """A no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``.
+
+    The fast modes keep their operators on the model (``model._fast``), so each needs a model of
+    its own: on a shared one, the last mode set up would decide what every fast mode runs.
+    """
     if mode == "plain":
         return lambda: model.infer(mel, z=z, fast=False)
     if mode in ("fast", "fast-cached"):
@@ -214,15 +219,17 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
     z = (args.sigma * torch.randn(batch, model.n_group, 256 * frames // model.n_group, generator=gen)).to(device)
     samples = batch * 256 * frames
     base = {"precision": precision, "seconds": samples / batch / sampling_rate, "batch": batch, "frames": frames}
-    rows, runners = {}, {}
+    rows, runners, models = {}, {}, {}
+    model.clear_fast_cache()  # copied below: nothing derived may travel with the copies
     for mode in args.modes:
         reason = skip_reason(device, precision, mode)
         if reason:
             rows[mode] = {**base, "mode": mode, "skipped": reason}
             continue
         setup_start = time.perf_counter()
+        models[mode] = model if mode in ("plain", "compile") else copy.deepcopy(model)
         with grad_mode(mode):
-            runners[mode] = make_runner(model, mode, mel, z)
+            runners[mode] = make_runner(models[mode], mode, mel, z)
             for _ in range(args.warmup):
                 runners[mode]()
         synchronize(device)
@@ -239,8 +246,19 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
     for mode in runners:
         rows[mode].update(summarise(rows[mode]["times_s"], samples, sampling_rate))
         rows[mode]["max_rel_diff_vs_plain"] = relative_difference(outputs[mode], reference)
+        rows[mode]["conditioning"] = conditioning_used(models[mode], mode, batch, z.size(2))
         print(format_row(rows[mode]), flush=True)
     return [rows[mode] for mode in args.modes]
+
+
+def conditioning_used(model: WaveGlow, mode: str, batch: int, n: int) -> str:
+    """How the timed calls computed the conditioning, read back from the model they ran on."""
+    ops = model._fast
+    if mode in ("plain", "compile") or ops is None:
+        return "plain"
+    if not ops.uses_folding(batch, n):
+        return "time-major"
+    return "folded, cached" if ops.cache_conditioning else "folded per layer"
 
 
 def grad_mode(mode: str):
@@ -370,16 +388,16 @@ def markdown(result: dict) -> str:
         f"{meta['date']}, config `{meta['config']}`, median of {meta['repeats']} after {meta['warmup']} warm-up; "
         f"load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end.",
         "",
-        "| mode | precision | batch | audio s | latency s | s per audio s | x real time | samples/s | peak MB | rel. diff vs plain |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | conditioning | precision | batch | audio s | latency s | s per audio s | x real time | samples/s | peak MB | rel. diff vs plain |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["inference"]:
         if "skipped" in r:
-            lines.append(f"| {r['mode']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['skipped']} ||||||")
+            lines.append(f"| {r['mode']} | | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['skipped']} ||||||")
             continue
         diff = "" if r["max_rel_diff_vs_plain"] is None else f"{r['max_rel_diff_vs_plain']:.1e}"
         lines.append(
-            f"| {r['mode']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['latency_s']:.3f} | "
+            f"| {r['mode']} | {r['conditioning']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['latency_s']:.3f} | "
             f"{r['s_per_audio_s']:.3f} | {r['x_real_time']:.3f} | {r['samples_per_s']:.0f} | "
             f"{r['peak_memory_bytes'] / 2**20:.0f} | {diff} |"
         )

@@ -157,3 +157,15 @@ def test_cuda_half_precision(tmp_path, checkpoint, dtype):
     assert code == 0
     _, data = _read(tmp_path / "out" / "x_synthesis.wav")
     assert data.shape == (256 * 30,)
+
+
+def test_low_memory_gives_the_same_audio(tmp_path, checkpoint):
+    assert load_for_inference(checkpoint)[0]._fast.cache_conditioning
+    assert not load_for_inference(checkpoint, cache_conditioning=False)[0]._fast.cache_conditioning
+    torch.save(_mel(300), tmp_path / "x.pt")  # long enough for the folded conditioning
+    common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "1"]
+    assert _run(*common, "-o", str(tmp_path / "cached")) == 0
+    assert _run(*common, "-o", str(tmp_path / "lean"), "--low_memory") == 0
+    _, cached = _read(tmp_path / "cached" / "x_synthesis.wav")
+    _, lean = _read(tmp_path / "lean" / "x_synthesis.wav")
+    assert cached.shape == (256 * 300,) and np.abs(cached.astype(int) - lean.astype(int)).max() <= 1

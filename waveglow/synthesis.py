@@ -112,13 +112,21 @@ def first_line(e: BaseException) -> str:
 
 
 def load_for_inference(
-    path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    cache_conditioning: bool = True,
 ) -> tuple[nn.Module, DataConfig]:
-    """Load any checkpoint ``load_checkpoint`` reads, weight norm removed, in eval mode.
+    """Load any checkpoint ``load_checkpoint`` reads, weight norm removed, in eval mode, with the
+    fast path's operators built.
 
     Returns (model on ``device`` in ``dtype``, its data config). Files without a config
     (NVIDIA's and DeepLearningExamples' pickles, bare state dicts) get the default data config
-    (22050 Hz, Tacotron 2 features). Raises ``CheckpointError`` with a one-line message.
+    (22050 Hz, Tacotron 2 features). ``cache_conditioning`` keeps the folded conditioning
+    operators (:meth:`WaveGlow.fast_inference`): the fastest inference at any length, for 2 GB
+    (float32; 1 GB in half precision) with the default 256-channel model, built in a few seconds
+    on CPU. ``False`` saves that memory. Raises ``CheckpointError`` with a one-line message.
     """
     checkpoint = read_checkpoint(path, map_location="cpu")
     model = build_model(checkpoint.waveglow_config, checkpoint.state_dict, checkpoint.path)
@@ -127,7 +135,9 @@ def load_for_inference(
         data_config = checkpoint.config.data_config
     else:
         data_config = DataConfig(n_mel_channels=model.n_mel_channels)
-    return model.to(device=device, dtype=dtype), data_config
+    model = model.to(device=device, dtype=dtype)
+    model.fast_inference(cache_conditioning=cache_conditioning)
+    return model, data_config
 
 
 # ------------------------------------------------------------------------------ synthesis
