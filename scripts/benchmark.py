@@ -4,8 +4,10 @@
     python scripts/benchmark.py --device cuda --precisions fp32 tf32 fp16 bf16 --modes plain fast cudagraph
 
 Weights are random (``end`` drawn from N(0, 0.01) so no coupling is skipped; FLOPs do not depend
-on values), the latent z is fixed, and every mode computes the same audio: each row records its
-largest difference from the plain path. CUDA timings are synchronised before the clock stops;
+on values) unless ``--checkpoint`` names real ones, the latent z is fixed, and every mode computes
+the same audio: each row records its largest difference from the plain path and how it computed
+the conditioning. Reduced precisions (tf32, fp16, bf16) are also compared with float32 at sigma 0:
+SNR in dB, on ``--mel`` when given (use a real mel and real weights for a meaningful figure). CUDA timings are synchronised before the clock stops;
 each row is the median of ``--repeats`` runs after ``--warmup`` untimed ones. Results go to a JSON
 file and a Markdown table, with device, torch version, date and the load average recorded.
 
@@ -19,22 +21,27 @@ reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
 import sys
-import threading
 import time
+import weakref
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from waveglow import WaveGlow, WaveGlowLoss, load_config  # noqa: E402
+from waveglow import WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
+from waveglow.synthesis import load_mel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -45,6 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--config", default=os.path.join(REPO, "configs", "config.json"))
+    p.add_argument("--checkpoint", default=None,
+                   help="weights to time and to compare precisions with (any format load_checkpoint reads); "
+                        "default: random weights for --config")
+    p.add_argument("--mel", default=None,
+                   help="a mel file (.pt/.npy) for the precision comparison; default: random frames")
+    p.add_argument("--no_accuracy", action="store_true",
+                   help="skip the SNR of each reduced precision against float32 at sigma 0")
     p.add_argument("--lengths", type=float, nargs="+", default=[1.0, 10.0], help="utterance lengths in seconds")
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1])
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(DTYPES))
@@ -73,56 +87,76 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+class TensorMemory(TorchDispatchMode):
+    """Counts the bytes of tensor storage created inside the block and still alive, and its peak.
+
+    The CPU stand-in for CUDA's ``max_memory_allocated``: every ATen op's new output storage is
+    added when created and taken off when freed (a weakref finalizer), so reuse inside the
+    allocator cannot hide it as it hides from the resident set size.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live, self.peak, self._alive = 0, 0, set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                storage = t.untyped_storage()
+                key, size = storage.data_ptr(), storage.nbytes()
+                if size and key not in self._alive:
+                    self._alive.add(key)
+                    self.live += size
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._free, key, size)
+        return out
+
+    def _free(self, key: int, size: int) -> None:
+        self._alive.discard(key)
+        self.live -= size
 
 
 class PeakMemory:
-    """Peak memory of a block: CUDA max_memory_allocated, or on CPU the resident set's rise over
-    its level at entry, sampled every 2 ms by a thread (approximate; /proc only)."""
+    """The most memory the block's new tensors held at once, above what was allocated at entry:
+    CUDA ``max_memory_allocated``, or on CPU :class:`TensorMemory`. Instrumented: never timed."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device, self.peak, self._stop = device, 0, threading.Event()
+        self.device, self.peak = device, 0
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
+            synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
-        elif os.path.exists("/proc/self/statm"):
-            self._base = _rss_bytes()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+        else:
+            self._mode = TensorMemory().__enter__()
         return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss_bytes() - self._base)
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
+            synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
-        elif hasattr(self, "_thread"):
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, _rss_bytes() - self._base)
+        else:
+            self._mode.__exit__(*exc)
+            self.peak = self._mode.peak
 
 
-def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[list[float], int, object]:
-    """Wall times of ``repeats`` synchronised calls after ``warmup`` untimed ones, the peak memory
-    over the timed calls and the first timed call's result."""
-    for _ in range(warmup):
+def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[list[float], int]:
+    """Wall times of ``repeats`` synchronised calls after ``warmup`` untimed ones (at least one,
+    through :class:`PeakMemory`: the peak memory returned, state created on a first call included)."""
+    with PeakMemory(device) as mem:
+        fn()
+    for _ in range(warmup - 1):
         fn()
     synchronize(device)
-    times, first = [], None
-    with PeakMemory(device) as mem:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = fn()
-            synchronize(device)
-            times.append(time.perf_counter() - start)
-            first = out if first is None else first
-    return times, mem.peak, first
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times, mem.peak
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -138,6 +172,15 @@ def build_model(config_path: str, device: torch.device, seed: int) -> tuple[Wave
             wn.end.weight.normal_(0, 0.01)
             wn.end.bias.normal_(0, 0.01)
     return model.to(device), config
+
+
+def inference_model(args: argparse.Namespace, device: torch.device, precision: str) -> WaveGlow:
+    """The model to time: ``--checkpoint``'s weights or random ones, weight norm removed, eval mode."""
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, map_location="cpu").to(device)
+    else:
+        model = build_model(args.config, device, args.seed)[0]
+    return model.to(DTYPES[precision]).eval().remove_weight_norm()
 
 
 def set_precision(precision: str) -> None:
@@ -201,8 +244,7 @@ def inference_rows(args: argparse.Namespace, device: torch.device, sampling_rate
     rows = []
     for precision in args.precisions:
         set_precision(precision)
-        model, _ = build_model(args.config, device, args.seed)
-        model = model.to(DTYPES[precision]).eval().remove_weight_norm()
+        model = inference_model(args, device, precision)
         for seconds in args.lengths:
             for batch in args.batch_sizes:
                 rows += inference_setting(args, model, device, precision, seconds, batch, sampling_rate)
@@ -228,19 +270,20 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
             continue
         setup_start = time.perf_counter()
         models[mode] = model if mode in ("plain", "compile") else copy.deepcopy(model)
-        with grad_mode(mode):
+        with grad_mode(mode), measured_memory(device, mode) as mem:  # set-up and a first call
             runners[mode] = make_runner(models[mode], mode, mel, z)
-            for _ in range(args.warmup):
+            runners[mode]()
+        with grad_mode(mode):
+            for _ in range(args.warmup - 1):
                 runners[mode]()
         synchronize(device)
         rows[mode] = {**base, "mode": mode, "setup_s": time.perf_counter() - setup_start, "times_s": [],
-                      "peak_memory_bytes": 0}
+                      "peak_memory_bytes": mem.peak}
     outputs = {}
     for _ in range(args.repeats):
         for mode, run in runners.items():
-            elapsed, peak, out = time_once(run, device, mode)
+            elapsed, out = time_once(run, device, mode)
             rows[mode]["times_s"].append(elapsed)
-            rows[mode]["peak_memory_bytes"] = max(rows[mode]["peak_memory_bytes"], peak)
             outputs.setdefault(mode, out.float().cpu())
     reference = outputs.get("plain")
     for mode in runners:
@@ -265,14 +308,21 @@ def grad_mode(mode: str):
     return torch.no_grad() if mode in ("cudagraph", "compile") else torch.inference_mode()
 
 
-def time_once(run: Callable[[], torch.Tensor], device: torch.device, mode: str) -> tuple[float, int, torch.Tensor]:
-    """One synchronised, timed call: (seconds, peak memory bytes, output)."""
-    with grad_mode(mode), PeakMemory(device) as mem:
+def measured_memory(device: torch.device, mode: str):
+    """:class:`PeakMemory`, except for ``compile`` on CPU (a dispatch mode would be traced into it)."""
+    if mode == "compile" and device.type == "cpu":
+        return contextlib.nullcontext(argparse.Namespace(peak=None))
+    return PeakMemory(device)
+
+
+def time_once(run: Callable[[], torch.Tensor], device: torch.device, mode: str) -> tuple[float, torch.Tensor]:
+    """One synchronised, timed call: (seconds, output)."""
+    with grad_mode(mode):
         start = time.perf_counter()
         out = run()
         synchronize(device)
         elapsed = time.perf_counter() - start
-    return elapsed, mem.peak, out
+    return elapsed, out
 
 
 def relative_difference(audio: torch.Tensor, reference: torch.Tensor | None) -> float | None:
@@ -293,6 +343,51 @@ def summarise(times: list[float], samples: int, sampling_rate: int) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- precision
+
+
+def accuracy_rows(args: argparse.Namespace, device: torch.device, sampling_rate: int) -> list[dict]:
+    """Each reduced precision's fast-path output against float32's (TF32 off) at sigma 0 (z = 0),
+    batch 1: SNR in dB = 10 log10(sum ref^2 / sum (out - ref)^2), and the largest difference."""
+    reduced = [p for p in args.precisions if p != "fp32" and not skip_reason(device, p, "fast")]
+    if not reduced:
+        return []
+    set_precision("fp32")
+    model = inference_model(args, device, "fp32")
+    mels = {seconds: accuracy_mel(args, model.n_mel_channels, seconds, sampling_rate) for seconds in args.lengths}
+    with torch.inference_mode():
+        references = {s: model.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
+    del model
+    rows = []
+    for precision in reduced:
+        set_precision(precision)
+        model = inference_model(args, device, precision)
+        for seconds, mel in mels.items():
+            with torch.inference_mode():
+                out = model.infer(mel.to(device), sigma=0.0).float()
+            ref = references[seconds]
+            noise = (out - ref).pow(2).sum().item()
+            snr = float("inf") if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
+            row = {"precision": precision, "seconds": ref.size(1) / sampling_rate, "snr_db": snr,
+                   "max_abs_diff": (out - ref).abs().max().item(), "reference_rms": ref.pow(2).mean().sqrt().item(),
+                   "nonfinite": int((~torch.isfinite(out)).sum().item())}
+            rows.append(row)
+            print(f"{precision} vs fp32 {row['seconds']:.2f}s: SNR {snr:.1f} dB", flush=True)
+        del model
+    set_precision("fp32")
+    return rows
+
+
+def accuracy_mel(args: argparse.Namespace, n_mel: int, seconds: float, sampling_rate: int) -> torch.Tensor:
+    """(1, n_mel, frames): ``--mel`` (repeated or cut to the length), else log-mel-like random frames."""
+    frames = max(1, round(seconds * sampling_rate / 256))
+    if args.mel:
+        mel = load_mel(args.mel, n_mel)
+        return mel.repeat(1, -(-frames // mel.size(1)))[:, :frames][None]
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    return torch.randn(1, n_mel, frames, generator=gen) - 5.0
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -305,7 +400,7 @@ def training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
         loss_fn = WaveGlowLoss(config.train_config.sigma)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train_config.learning_rate)
         step = make_train_step(model, loss_fn, optimizer, device, precision, args)
-        times, peak, _ = time_runs(step, device, args.warmup, args.repeats)
+        times, peak = time_runs(step, device, args.warmup, args.repeats)
         samples = args.train_batch_size * args.segment_length
         row = {"precision": precision, "batch": args.train_batch_size, "segment_length": args.segment_length,
                "times_s": times, "step_s": statistics.median(times), "samples_per_s": samples / statistics.median(times),
@@ -366,6 +461,8 @@ def metadata(args: argparse.Namespace, device: torch.device) -> dict:
         "python": platform.python_version(),
         "date": args.date,
         "config": os.path.relpath(args.config, REPO) if os.path.isabs(args.config) else args.config,
+        "weights": args.checkpoint or "random (end ~ N(0, 0.01))",
+        "accuracy_mel": args.mel or "random log-mel-like frames",
         "repeats": args.repeats,
         "warmup": args.warmup,
         "sigma": args.sigma,
@@ -379,6 +476,10 @@ def format_row(row: dict) -> str:
         return f"{row['mode']} {row['precision']} {row['seconds']:.2f}s B{row['batch']}: {row['skipped']}"
     return (f"{row['mode']} {row['precision']} {row['seconds']:.2f}s B{row['batch']}: {row['latency_s']:.3f} s, "
             f"{row['s_per_audio_s']:.3f} s per audio s, {row['samples_per_s']:.0f} samples/s")
+
+
+def megabytes(n: int | None) -> str:
+    return "" if n is None else f"{n / 2**20:.0f}"
 
 
 def markdown(result: dict) -> str:
@@ -399,13 +500,19 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {r['mode']} | {r['conditioning']} | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['latency_s']:.3f} | "
             f"{r['s_per_audio_s']:.3f} | {r['x_real_time']:.3f} | {r['samples_per_s']:.0f} | "
-            f"{r['peak_memory_bytes'] / 2**20:.0f} | {diff} |"
+            f"{megabytes(r['peak_memory_bytes'])} | {diff} |"
         )
+    if result["accuracy"]:
+        lines += ["", "Reduced precision against float32 (fast path, sigma 0, batch 1):", "",
+                  "| precision | audio s | SNR dB | max abs diff | fp32 output RMS | non-finite |", "|---|---|---|---|---|---|"]
+        for r in result["accuracy"]:
+            lines.append(f"| {r['precision']} | {r['seconds']:.2f} | {r['snr_db']:.1f} | {r['max_abs_diff']:.2e} | "
+                         f"{r['reference_rms']:.2e} | {r['nonfinite']} |")
     if result["training"]:
         lines += ["", "| training | batch | segment | s per step | samples/s | peak MB |", "|---|---|---|---|---|---|"]
         for r in result["training"]:
             lines.append(f"| {r['precision']} | {r['batch']} | {r['segment_length']} | {r['step_s']:.3f} | "
-                         f"{r['samples_per_s']:.0f} | {r['peak_memory_bytes'] / 2**20:.0f} |")
+                         f"{r['samples_per_s']:.0f} | {megabytes(r['peak_memory_bytes'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -417,10 +524,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {"meta": metadata(args, device), "inference": [], "training": []}
+    result = {"meta": metadata(args, device), "inference": [], "accuracy": [], "training": []}
     sampling_rate = load_config(args.config).data_config.sampling_rate
     if not args.no_inference:
         result["inference"] = inference_rows(args, device, sampling_rate)
+        if not args.no_accuracy:
+            result["accuracy"] = accuracy_rows(args, device, sampling_rate)
     if args.train:
         result["training"] = training_rows(args, device)
     result["meta"]["loadavg_end"] = os.getloadavg()

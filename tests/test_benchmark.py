@@ -1,26 +1,32 @@
-"""Smoke test of scripts/benchmark.py on the tiny config."""
+"""scripts/benchmark.py on the tiny config: every row is filled, and each row measured what it names."""
 
 import json
+import math
 import os
 import sys
 
+import torch
 from conftest import CONFIGS, REPO
+
+from waveglow import load_config, save_checkpoint
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import benchmark  # noqa: E402
 
+TINY = os.path.join(CONFIGS, "tiny.json")
+
 
 def test_benchmark_main_writes_positive_numbers(tmp_path):
     out = tmp_path / "bench.json"
     rc = benchmark.main([
-        "--config", os.path.join(CONFIGS, "tiny.json"), "--lengths", "0.05", "--batch_sizes", "1",
+        "--config", TINY, "--lengths", "0.05", "--batch_sizes", "1",
         "--modes", "plain", "fast", "fast-cached", "--precisions", "fp32", "fp16", "--repeats", "2", "--warmup", "0",
         "--train", "--train_precisions", "fp32", "--segment_length", "1024", "--output_json", str(out),
     ])
     assert rc == 0
     result = json.loads(out.read_text())
-    for key in ("device_name", "torch", "date", "threads"):
+    for key in ("device_name", "torch", "date", "threads", "weights"):
         assert result["meta"][key]
     measured = [r for r in result["inference"] if "skipped" not in r]
     assert [r["mode"] for r in measured] == ["plain", "fast", "fast-cached"]
@@ -30,8 +36,30 @@ def test_benchmark_main_writes_positive_numbers(tmp_path):
     for row in measured:
         for key in ("latency_s", "samples_per_s", "x_real_time", "s_per_audio_s"):
             assert row[key] > 0
-        assert row["peak_memory_bytes"] >= 0
+    # tensor memory of set-up and a first call: the cached mode holds its folded operators too
+    plain, fast, cached = (r["peak_memory_bytes"] for r in measured)
+    assert 0 < plain < cached and 0 < fast
     assert measured[1]["max_rel_diff_vs_plain"] < 1e-5 and measured[2]["max_rel_diff_vs_plain"] < 1e-5
+    assert result["accuracy"] == []  # fp16 is skipped on CPU: nothing to compare with fp32
     train = result["training"][0]
     assert train["samples_per_s"] > 0 and train["step_s"] > 0
+    assert train["peak_memory_bytes"] > 2 * 4 * sum(p.numel() for p in benchmark.build_model(TINY, torch.device("cpu"), 0)[0].parameters())  # gradients and Adam's two moments
     assert "| fast | time-major | fp32 |" in (tmp_path / "bench.md").read_text()
+
+
+def test_benchmark_compares_bf16_with_fp32_on_given_weights_and_mel(tmp_path, tiny_model):
+    checkpoint = save_checkpoint(tmp_path / "w.pt", tiny_model, load_config(TINY))
+    torch.save(torch.randn(80, 9) - 5, tmp_path / "mel.pt")
+    out = tmp_path / "bench.json"
+    assert benchmark.main([
+        "--config", TINY, "--checkpoint", str(checkpoint), "--mel", str(tmp_path / "mel.pt"), "--lengths", "0.2",
+        "--modes", "fast", "--precisions", "fp32", "bf16", "--repeats", "1", "--warmup", "0", "--output_json", str(out),
+    ]) == 0
+    result = json.loads(out.read_text())
+    assert result["meta"]["weights"] == str(checkpoint)
+    (row,) = result["accuracy"]
+    assert row["precision"] == "bf16" and row["nonfinite"] == 0 and row["reference_rms"] > 0
+    # bfloat16 keeps 8 significant bits: about 48 dB per rounding, less after 8 flows, far from exact
+    assert 15 < row["snr_db"] < 80 and math.isfinite(row["snr_db"])
+    assert row["seconds"] * 22050 == 256 * 17  # 0.2 s -> 17 frames: the 9-frame mel repeated, then cut
+    assert "| bf16 | 0.20 |" in (tmp_path / "bench.md").read_text()
