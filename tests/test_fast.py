@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from waveglow import WaveGlow
-from waveglow.fast import ACTS_SCALE, GATE_SCALE, gate_time_major, gate_time_major_
+from waveglow.fast import ACTS_SCALE, GATE_SCALE, gate_time_major, gate_time_major_, gate_time_major_tanh_, select_gate
 from waveglow.model import Invertible1x1Conv, gated_activation
 
 from conftest import randomize_end
@@ -126,9 +126,24 @@ def test_inverse_weight_cache():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script, used on CUDA only
 def test_gates_match_plain():
     x = torch.randn(2, 12, 30)  # (B, 2C, n)
-    expected = gated_activation(x, 6)
+    expected = ACTS_SCALE * gated_activation(x, 6)[0].t()
     time_major = x[0].t().clone()  # (n, 2C)
     time_major[:, :6] *= GATE_SCALE  # the fast path stores the tanh half scaled
     scripted = torch.jit.script(gate_time_major)(time_major, 6)
-    torch.testing.assert_close(scripted, ACTS_SCALE * expected[0].t(), atol=2e-7, rtol=0)
-    torch.testing.assert_close(gate_time_major_(time_major.clone(), 6), ACTS_SCALE * expected[0].t(), atol=2e-7, rtol=0)
+    torch.testing.assert_close(scripted, expected, atol=2e-7, rtol=0)
+    torch.testing.assert_close(gate_time_major_(time_major.clone(), 6), expected, atol=2e-7, rtol=0)
+    torch.testing.assert_close(gate_time_major_tanh_(time_major.clone(), 6), expected, atol=2e-7, rtol=0)
+    assert select_gate(torch.device("cpu"), torch.float32) is gate_time_major_
+
+
+def test_half_precision_gate_keeps_small_activations():
+    """In bfloat16 the sigmoid form's subtraction leaves nothing of a small tanh input; tanh keeps it."""
+    a = torch.full((64, 4), 1e-3)  # small tanh-half inputs, where trained WN layers often sit
+    x = torch.cat([GATE_SCALE * a, torch.zeros(64, 4)], 1)  # sigmoid half 0: sigmoid = 1/2
+    expected = ACTS_SCALE * torch.tanh(a) * 0.5
+    gate = select_gate(torch.device("cpu"), torch.bfloat16)
+    assert gate is gate_time_major_tanh_
+    kept = gate(x.bfloat16(), 4).float()
+    assert ((kept - expected).abs() / expected).max() < 1e-2  # bfloat16's own rounding
+    lost = gate_time_major_(x.bfloat16(), 4).float()
+    assert ((lost - expected).abs() / expected).max() > 0.5  # why half types do not use it

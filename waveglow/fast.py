@@ -17,12 +17,13 @@ rounding (tests/test_fast.py compares against the plain path to 1e-5 in float32)
 * **skip halves folded into end**: ``end(sum_i skip_i)`` = ``sum_i (E S_i) acts_i + const``, so
   each res_skip layer produces C residual rows plus 2 n_in output rows instead of 2C rows.
 * **W^-1** comes from :meth:`Invertible1x1Conv.inverse_weight`, cached by weight version.
-* The gate computes half the activation, tanh(a) sigmoid(b) / 2 = (sigmoid(2a) - 1/2) sigmoid(b)
-  (within 2e-7): the 2a is folded into the weights and biases of the tanh half, the 1/2 into the
-  res and skip weights that read the gate's output (both linear). On CPU it is one in-place
-  sigmoid over the whole buffer, a subtraction and a product (torch's CPU sigmoid is several
-  times faster than its tanh; 5 ms instead of 13 ms per layer for 10 s of audio); on CUDA a
-  TorchScript-fused version of the same formula.
+* The gate computes half the activation, tanh(a) sigmoid(b) / 2, from 2a: the 2 is folded into
+  the weights and biases of the tanh half, the 1/2 into the res and skip weights that read the
+  gate's output (both linear). On CPU in float32 it is (sigmoid(2a) - 1/2) sigmoid(b), within
+  2e-7: one in-place sigmoid over the whole buffer, a subtraction and a product (torch's CPU
+  sigmoid is several times faster than its tanh; 5 ms instead of 13 ms per layer for 10 s of
+  audio). Half types use tanh itself (the subtraction would cost 1e-3 absolute near a = 0); on
+  CUDA a TorchScript-fused tanh form.
 * The conditioning of each layer is written into one reused buffer (fresh 50 MB tensors cost page
   faults on CPU), and the cached folded operators carry their bias as an extra row, padded with
   zero rows to an inner dimension of 328 (a multiple of 8: 321 ran 25 % slower on CPU).
@@ -42,7 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FastInference", "parameter_key", "gate_time_major_", "gate_time_major", "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE"]
+__all__ = [
+    "FastInference", "parameter_key", "gate_time_major_", "gate_time_major_tanh_", "gate_time_major", "select_gate",
+    "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE",
+]
 
 # The fast path keeps the tanh half of each gate's input multiplied by GATE_SCALE, and its gate
 # returns the activation times ACTS_SCALE (see gate_time_major_); the layers reading it undo that.
@@ -134,9 +138,10 @@ class FastFlow:
         cond_w = f32(wn.cond_layer.effective_weight())[:, :, 0] * cond_scale[:, None]  # (2CL, n_mel g)
         cond_b = f32(wn.cond_layer.bias) * cond_scale
         rows = [slice(2 * C * i, 2 * C * (i + 1)) for i in range(L)]
-        self.cond_weight = [cond_w[r] for r in rows]  # float32 (2C, n_mel g), for plain or on-the-fly folding
+        # (n_mel g, 2C) per layer: the plain conditioning, and (transposed back) the input of
+        # on-the-fly folding. Exact in the model's dtype: its weights are in it, scaled by 2.
+        self.plain_cond = [cond_w[r].t().contiguous().to(dtype) for r in rows]
         self.plain_bias = [(in_bias[i] + cond_b[r]).to(dtype) for i, r in enumerate(rows)]
-        self.plain_cond = [cond_w[r].t().contiguous().to(dtype) for r in rows]  # (n_mel g, 2C)
         self.folded_bias = self.folded = None
         if upsampler is not None:
             up_b = cond_w @ upsampler.bias  # the upsampler's bias through cond_layer
@@ -144,9 +149,10 @@ class FastFlow:
             if cache:  # the bias as a row read by a column of ones in the windows: no separate pass
                 pad = upsampler.padded_width - upsampler.width - 1
                 self.folded = [
-                    F.pad(torch.cat([upsampler.compose(w), bias.float().repeat(upsampler.phases)[None]]), (0, 0, 0, pad)).to(dtype)
-                    for w, bias in zip(self.cond_weight, self.folded_bias)
+                    F.pad(torch.cat([upsampler.compose(cond_w[r]), bias.float().repeat(upsampler.phases)[None]]), (0, 0, 0, pad)).to(dtype)
+                    for r, bias in zip(rows, self.folded_bias)
                 ]  # (padded_width, P 2C): n_mel taps weight rows, the bias row, zero rows
+                self.plain_cond = self.plain_bias = None  # the cached operators serve every length
 
     def in_layer(self, i: int, x: torch.Tensor, source: torch.Tensor) -> None:
         """x (n, 2C) += in_layers[i] of source (n, C) (layer 0: of audio_0 (n, n_in)), zero-padded."""
@@ -177,18 +183,33 @@ class FastFlow:
 
 
 def gate_time_major_(x: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """The gate on a time-major (n, 2C) buffer whose tanh half holds 2a (``GATE_SCALE``), in place.
+    """The gate on a time-major (n, 2C) float32 buffer whose tanh half holds 2a (``GATE_SCALE``),
+    in place: -> (n, C) view of ``ACTS_SCALE`` tanh(a) sigmoid(b) = (sigmoid(2a) - 1/2) sigmoid(b).
 
-    -> (n, C) view of ``ACTS_SCALE`` tanh(a) sigmoid(b) = (sigmoid(2a) - 1/2) sigmoid(b), within
-    2e-7 absolute: one sigmoid pass over the whole buffer, a subtraction and a product.
+    One sigmoid pass over the whole buffer, a subtraction and a product: on CPU torch's sigmoid
+    is several times faster than its tanh. The subtraction costs absolute accuracy near a = 0
+    (2e-7 in float32; in half precision 1e-3, so half types use :func:`gate_time_major_tanh_`).
     """
     s = x.sigmoid_()
     return s[:, :n_channels].sub_(0.5).mul_(s[:, n_channels:])
 
 
+def gate_time_major_tanh_(x: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """The same gate through tanh, in place: relative accuracy at every magnitude, for half types."""
+    t = x[:, :n_channels].mul_(0.5).tanh_().mul_(ACTS_SCALE)
+    return t.mul_(x[:, n_channels:].sigmoid_())
+
+
 def gate_time_major(x: torch.Tensor, n_channels: int) -> torch.Tensor:
-    """The same gate out of place, for TorchScript to fuse into one CUDA kernel: (n, 2C) -> (n, C)."""
-    return (torch.sigmoid(x[:, :n_channels]) - 0.5) * torch.sigmoid(x[:, n_channels:])
+    """The gate out of place, through tanh, for TorchScript to fuse into one CUDA kernel: (n, 2C) -> (n, C)."""
+    return 0.5 * torch.tanh(0.5 * x[:, :n_channels]) * torch.sigmoid(x[:, n_channels:])
+
+
+def select_gate(device: torch.device, dtype: torch.dtype):
+    """CUDA: one fused kernel; CPU float32: the sigmoid form; CPU half types: the tanh form."""
+    if device.type == "cuda":
+        return torch.jit.script(gate_time_major)
+    return gate_time_major_ if dtype in (torch.float32, torch.float64) else gate_time_major_tanh_
 
 
 class FastInference:
@@ -204,8 +225,8 @@ class FastInference:
         self.flows = [FastFlow(wn, self.dtype, self.upsampler, cache_conditioning) for wn in model.WN]
         self.convinv = model.convinv
         # On CUDA the scripted gate is one fused kernel; on CPU scripting does not fuse, and the
-        # in-place version (no temporaries) is the fastest measured.
-        self.gate = torch.jit.script(gate_time_major) if device.type == "cuda" else gate_time_major_
+        # in-place versions (no temporaries) are the fastest measured.
+        self.gate = select_gate(device, self.dtype)
         self.fold_min_steps = FOLD_MIN_STEPS
 
     def uses_folding(self, batch: int, n: int) -> bool:
@@ -237,7 +258,7 @@ class FastInference:
                 if flow.folded is not None:
                     torch.mm(win_and_one[b], flow.folded[i], out=y)
                 else:
-                    op = self.upsampler.compose(flow.cond_weight[i]).to(self.dtype)
+                    op = self.upsampler.compose(flow.plain_cond[i].t()).to(self.dtype)
                     torch.addmm(flow.folded_bias[i].repeat(self.upsampler.phases), win[b], op, out=y)
                 return y.view(-1, flow.n_channels * 2)[:n]  # (frames P, 2C) -> (n, 2C), time-major
 
