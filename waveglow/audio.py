@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._autocast import autocast_off
+
 __all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio"]
 
 LOG_CLAMP = 1e-5  # log(clamp(mel, min=LOG_CLAMP)), as in Tacotron 2's dynamic_range_compression
@@ -134,7 +136,7 @@ class MelSpectrogram(nn.Module):
         """(B, T) audio in [-1, 1] -> (B, n_mel_channels, 1 + T // hop_length) float32 log-mel."""
         if audio.dim() != 2:
             raise ValueError(f"expected audio of shape (B, T), got {tuple(audio.shape)}")
-        with torch.autocast(device_type=audio.device.type, enabled=False):
+        with autocast_off(audio.device):
             magnitude = self.magnitude(audio.double())  # (B, n_freq, frames)
             mel = torch.matmul(self.mel_basis.double(), magnitude)  # (B, n_mel, frames)
             return torch.log(torch.clamp(mel, min=LOG_CLAMP)).float()

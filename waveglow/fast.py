@@ -109,7 +109,8 @@ class FastFlow:
         self.n_channels, self.n_layers, self.dtype = C, L, dtype
         f32 = lambda t: t.detach().float()  # noqa: E731
         # The tanh half of every gate input is stored doubled: the gate then needs no scaling pass.
-        gate_scale = torch.cat([torch.full((C,), GATE_SCALE), torch.ones(C)])  # (2C,)
+        device = wn.start.bias.device
+        gate_scale = torch.cat([torch.full((C,), GATE_SCALE, device=device), torch.ones(C, device=device)])  # (2C,)
         start_w, start_b = f32(wn.start.effective_weight())[:, :, 0], f32(wn.start.bias)  # (C, n_in), (C,)
         self.start = (start_w.t().contiguous().to(dtype), start_b.to(dtype))  # (n_in, C), (C,)
         self.in_taps: list[list[tuple[int, torch.Tensor]]] = []  # per layer: (time offset, (in, 2C)) per tap

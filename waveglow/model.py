@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._autocast import autocast_off
 from .fast import FastInference, parameter_key
 
 __all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE"]
@@ -88,7 +89,7 @@ class Invertible1x1Conv(nn.Module):
         """(B, c, n) -> (W z of shape (B, c, n), log|det| of the whole map, at least float32)."""
         B, _, n = z.shape
         W = self.conv.weight.squeeze(-1)
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with autocast_off(z.device):
             log_det_W = B * n * torch.linalg.slogdet(W.to(torch.promote_types(W.dtype, torch.float32)))[1]
         return self.conv(z), log_det_W
 

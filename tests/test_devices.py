@@ -1,0 +1,51 @@
+"""Every path keeps its tensors on the model's device.
+
+No GPU is needed to check that: the meta device (shapes and dtypes only, no data) refuses to mix
+with CPU tensors exactly as CUDA does, so a CPU-made constant in a CUDA code path fails here too.
+"""
+
+import pytest
+import torch
+
+from waveglow import WaveGlow, WaveGlowLoss
+from waveglow.audio import MelSpectrogram
+from waveglow.denoiser import Denoiser
+
+META = torch.device("meta")
+
+
+@pytest.fixture
+def meta_model(tiny_config):
+    return WaveGlow(**tiny_config.waveglow_config.to_kwargs()).to(META)
+
+
+@pytest.mark.parametrize("path", ["plain", "fast", "fast-folded", "fast-cached", "lengths"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_inference_stays_on_the_model_device(meta_model, path, dtype):
+    model = meta_model.eval().remove_weight_norm().to(dtype)
+    if path == "fast-cached":
+        model.fast_inference(cache_conditioning=True)
+    elif path == "fast-folded":
+        model.fast_inference().fold_min_steps = 0
+    mel = torch.empty(2, 80, 40, device=META, dtype=dtype)
+    with torch.inference_mode():
+        if path == "lengths":
+            audio = model.infer(mel, sigma=0.6, lengths=torch.tensor([40 * 256, 17 * 256]))
+        else:
+            audio = model.infer(mel, sigma=0.6, fast=path != "plain")
+    assert audio.device == META and audio.dtype == dtype and audio.shape == (2, 40 * 256)
+
+
+def test_training_step_stays_on_the_model_device(meta_model, tiny_config):
+    mel, audio = torch.empty(2, 80, 17, device=META), torch.empty(2, 4096, device=META)
+    loss = WaveGlowLoss(tiny_config.train_config.sigma)(meta_model(mel, audio))
+    loss.backward()
+    assert loss.device == META and all(p.grad is not None and p.grad.device == META for p in meta_model.parameters())
+
+
+def test_denoiser_and_mel_features_stay_on_the_model_device(meta_model, tiny_config):
+    model = meta_model.eval().remove_weight_norm().half()
+    denoiser = Denoiser(model)  # vocodes its bias audio on the model's device, then takes its STFT
+    assert denoiser.bias_spec.device == META and denoiser.window.device == META
+    features = MelSpectrogram.from_config(tiny_config.data_config).to(META)
+    assert features(torch.empty(2, 5000, device=META)).shape == (2, 80, 1 + 5000 // 256)
