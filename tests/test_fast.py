@@ -1,5 +1,7 @@
 """The fast inference path (waveglow/fast.py) against the plain reference path."""
 
+import copy
+
 import pytest
 import torch
 
@@ -147,3 +149,34 @@ def test_half_precision_gate_keeps_small_activations():
     assert ((kept - expected).abs() / expected).max() < 1e-2  # bfloat16's own rounding
     lost = gate_time_major_(x.bfloat16(), 4).float()
     assert ((lost - expected).abs() / expected).max() > 0.5  # why half types do not use it
+
+
+@pytest.mark.parametrize("dtype, floor_db", [(torch.float16, 55.0), (torch.bfloat16, 38.0)])
+def test_fast_path_in_half_precision_is_as_accurate_as_plain(model, dtype, floor_db):
+    mel = torch.randn(1, 80, 60, generator=torch.Generator().manual_seed(5)) - 5
+    reference = model.infer(mel, sigma=0.0, fast=False)  # float32
+
+    def snr(audio):
+        return 10 * torch.log10(reference.pow(2).sum() / (audio.float() - reference).pow(2).sum()).item()
+
+    half = copy.deepcopy(model).to(dtype)
+    plain = snr(half.infer(mel.to(dtype), sigma=0.0, fast=False))
+    fast = snr(half.infer(mel.to(dtype), sigma=0.0))
+    half.fast_inference(cache_conditioning=True)
+    cached = snr(half.infer(mel.to(dtype), sigma=0.0))
+    assert plain > floor_db and fast > plain - 1.0 and cached > plain - 1.0
+
+
+def test_model_copied_inside_inference_mode():
+    """Parameters made under inference_mode keep no version counter; the caches must not need one."""
+    torch.manual_seed(0)
+    base = randomize_end(WaveGlow(n_mel_channels=80, n_flows=4, n_group=8, n_early_every=2, n_early_size=2,
+                                  WN_config={"n_layers": 2, "n_channels": 16, "kernel_size": 3})).eval()
+    mel = torch.randn(1, 80, 12)
+    expected = base.infer(mel, sigma=0.0, fast=False).double()
+    with torch.inference_mode():
+        model = copy.deepcopy(base).double()  # every parameter an inference tensor
+        with pytest.raises(RuntimeError, match="version counter"):
+            next(model.parameters())._version
+        torch.testing.assert_close(model.infer(mel.double(), sigma=0.0), expected)
+        torch.testing.assert_close(model.infer(mel.double(), sigma=0.0), expected)  # from the caches

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "FastInference", "parameter_key", "gate_time_major_", "gate_time_major_tanh_", "gate_time_major", "select_gate",
+    "FastInference", "parameter_key", "tensor_key", "gate_time_major_", "gate_time_major_tanh_", "gate_time_major", "select_gate",
     "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE",
 ]
 
@@ -56,11 +56,20 @@ ACTS_SCALE = 0.5
 FOLD_MIN_STEPS = 20480
 
 
+def tensor_key(t: torch.Tensor) -> tuple:
+    """Changes whenever ``t`` is replaced, updated in place, moved or cast.
+
+    Inference tensors (made under ``torch.inference_mode``, e.g. a model cast there) keep no
+    version counter; they cannot be updated in place outside inference mode, and in-place edits
+    inside it go unnoticed, as edits through ``.data`` do.
+    """
+    version = -1 if t.is_inference() else t._version
+    return (t.data_ptr(), version, t.dtype, t.device, tuple(t.shape))
+
+
 def parameter_key(module: nn.Module) -> tuple:
     """Changes whenever any parameter of ``module`` is replaced, updated in place, moved or cast."""
-    return tuple(
-        (name, p.data_ptr(), p._version, p.dtype, p.device, tuple(p.shape)) for name, p in module.named_parameters()
-    )
+    return tuple((name, *tensor_key(p)) for name, p in module.named_parameters())
 
 
 class FoldedUpsampler:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._autocast import autocast_off
-from .fast import FastInference, parameter_key
+from .fast import FastInference, parameter_key, tensor_key
 
 __all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE"]
 
@@ -69,9 +69,10 @@ class Invertible1x1Conv(nn.Module):
     """Channel mixing by an invertible c x c matrix W, initialised orthogonal with det(W) = +1.
 
     :meth:`inverse` computes W^-1 from the current weight, in float32, every call. The fast
-    path's :meth:`inverse_weight` caches it, keyed on the weight's (data_ptr, _version, device,
-    dtype), so any in-place update, optimizer step, load_state_dict or .to() recomputes it
-    (edits through ``weight.data`` bypass the version counter: set ``_inverse_cache = None``).
+    path's :meth:`inverse_weight` caches it, keyed on the weight's ``tensor_key`` (data_ptr,
+    version, dtype, device, shape), so any in-place update, optimizer step, load_state_dict or .to()
+    recomputes it (edits through ``weight.data`` bypass the version counter: set
+    ``_inverse_cache = None``).
     """
 
     def __init__(self, c: int) -> None:
@@ -101,7 +102,7 @@ class Invertible1x1Conv(nn.Module):
     def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """W^-1 as a (c, c, 1) conv weight in ``dtype``, computed in float32 once per weight version."""
         w = self.conv.weight
-        key = (w.data_ptr(), w._version, w.device, w.dtype, dtype)
+        key = (tensor_key(w), dtype)
         if self._inverse_cache is None or self._inverse_cache[0] != key:
             W_inverse = torch.linalg.inv(w.detach().squeeze(-1).float())
             self._inverse_cache = (key, W_inverse.to(dtype).unsqueeze(-1))
