@@ -3,8 +3,10 @@
 import json
 import math
 import os
+import shutil
 import sys
 
+import pytest
 import torch
 from conftest import CONFIGS, REPO
 
@@ -63,3 +65,16 @@ def test_benchmark_compares_bf16_with_fp32_on_given_weights_and_mel(tmp_path, ti
     assert 15 < row["snr_db"] < 80 and math.isfinite(row["snr_db"])
     assert row["seconds"] * 22050 == 256 * 17  # 0.2 s -> 17 frames: the 9-frame mel repeated, then cut
     assert "| bf16 | 0.20 |" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch.compile's own imports
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_benchmark_compile_mode_matches_plain(tmp_path):
+    out = tmp_path / "bench.json"
+    assert benchmark.main([
+        "--config", TINY, "--lengths", "0.1", "--modes", "plain", "compile", "--repeats", "1", "--warmup", "1",
+        "--output_json", str(out),
+    ]) == 0
+    plain, compiled = json.loads(out.read_text())["inference"]
+    assert compiled["mode"] == "compile" and compiled["latency_s"] > 0
+    assert compiled["max_rel_diff_vs_plain"] < 1e-5
