@@ -108,6 +108,13 @@ def test_wrong_inputs_raise(tiny_model):
         tiny_model(torch.randn(1, 80, 5), torch.randn(1, 1001))
     with pytest.raises(ValueError, match="fewer than"):
         tiny_model(torch.randn(1, 80, 2), torch.randn(1, 4096))
+    meta = tiny_model.to("meta")  # another device: CUDA's errors, without a GPU
+    with pytest.raises(ValueError, match=r"mel is on cpu and the model on meta: move it with mel.to\('meta'\)"):
+        meta.infer(torch.randn(1, 80, 5))
+    with pytest.raises(ValueError, match="z is on cpu and the model on meta"):
+        meta.infer(torch.empty(1, 80, 5, device="meta"), z=torch.zeros(1, 8, 160))
+    with pytest.raises(ValueError, match="mel is on cpu"):
+        meta(torch.randn(1, 80, 5), torch.empty(1, 1024, device="meta"))
 
 
 def test_fold_layout():

@@ -240,6 +240,9 @@ class WaveGlow(nn.Module):
         """Raise ValueError unless mel is (B, n_mel, frames) and its frames cover ``length`` samples."""
         if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
             raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
+        device = self.upsample.weight.device
+        if mel.device != device:
+            raise ValueError(f"mel is on {mel.device} and the model on {device}: move it with mel.to({str(device)!r})")
         covered = UPSAMPLE_STRIDE * (mel.size(2) - 1) + UPSAMPLE_KERNEL
         if covered < length:
             raise ValueError(f"{mel.size(2)} mel frames cover {covered} samples, fewer than the {length} requested")
@@ -307,6 +310,8 @@ class WaveGlow(nn.Module):
             z = self.sample_latent(B, n, sigma, generator, device)
         elif z.shape != (B, self.n_group, n):
             raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
+        elif z.device != device:
+            raise ValueError(f"z is on {z.device} and the model on {device}: move it with z.to({str(device)!r})")
         if lengths is not None:
             steps = torch.arange(n, device=device)
             mask = (steps < torch.as_tensor(lengths, device=device).view(-1, 1) // self.n_group).to(dtype)
