@@ -88,8 +88,8 @@ def check_settings(args: argparse.Namespace) -> str | None:
         return "--device cuda: no CUDA device is available"
     if args.is_fp16 and args.dtype not in (None, "float16"):
         return f"--is_fp16 contradicts --dtype {args.dtype}"
-    if dtype_name(args) != "float32" and device_name(args) == "cpu":
-        return f"{dtype_name(args)} inference needs --device cuda; on the CPU use float32"
+    if dtype_name(args) == "float16" and device_name(args) == "cpu":
+        return "float16 inference needs --device cuda; on the CPU use float32 or bfloat16"
     return None
 
 

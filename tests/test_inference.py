@@ -148,6 +148,18 @@ def test_bad_checkpoint_and_settings(tmp_path, checkpoint, capsys):
     assert "broken.pt" in err and "Traceback" not in err
 
 
+def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint):
+    torch.save(_mel(40), tmp_path / "x.pt")
+    common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "2", "--device", "cpu"]
+    assert _run(*common, "-o", str(tmp_path / "fp32")) == 0
+    assert _run(*common, "-o", str(tmp_path / "bf16"), "--dtype", "bfloat16") == 0
+    _, fp32 = _read(tmp_path / "fp32" / "x_synthesis.wav")
+    _, bf16 = _read(tmp_path / "bf16" / "x_synthesis.wav")
+    error = (bf16.astype(float) - fp32).std()
+    assert fp32.std() > 100 and 0 < error < 0.03 * fp32.std()  # SNR over 30 dB (measured 43): close, not equal
+    assert _run(*common, "-o", str(tmp_path / "fp16"), "--dtype", "float16") == 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_cuda_half_precision(tmp_path, checkpoint, dtype):
