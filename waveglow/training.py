@@ -142,9 +142,13 @@ class Trainer:
         t = self.config.train_config
         self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
         self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
-        self.use_amp = t.fp16_run and self.device.type == "cuda"
-        if t.fp16_run and self.device.type != "cuda" and self.rank == 0:
-            warnings.warn("fp16_run needs CUDA; training in float32 on the CPU", stacklevel=2)
+        # CPU autocast runs bfloat16 only: float16 mixed precision falls back to float32 there.
+        self.use_amp = t.fp16_run and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
+        if t.fp16_run and not self.use_amp and self.rank == 0:
+            warnings.warn(
+                "fp16_run with amp_dtype float16 needs CUDA; training in float32 on the CPU "
+                "(amp_dtype bfloat16 runs mixed precision there)", stacklevel=2,
+            )
         self.output_directory = t.output_directory
         self.is_main = self.rank == 0
 
