@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "FastInference", "parameter_key", "tensor_key", "gate_time_major_", "gate_time_major_tanh_", "gate_time_major", "select_gate",
+    "FastInference", "parameter_key", "tensor_key", "select_gate",
+    "gate_time_major_", "gate_time_major_tanh_", "gate_time_major",
     "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE",
 ]
 
@@ -158,10 +159,10 @@ class FastFlow:
             self.folded_bias = [(in_bias[i] + cond_b[r] + up_b[r]).to(dtype) for i, r in enumerate(rows)]
             if cache:  # the bias as a row read by a column of ones in the windows: no separate pass
                 pad = upsampler.padded_width - upsampler.width - 1
-                self.folded = [
-                    F.pad(torch.cat([upsampler.compose(cond_w[r]), bias.float().repeat(upsampler.phases)[None]]), (0, 0, 0, pad)).to(dtype)
-                    for r, bias in zip(rows, self.folded_bias)
-                ]  # (padded_width, P 2C): n_mel taps weight rows, the bias row, zero rows
+                self.folded = []  # (padded_width, P 2C): n_mel taps weight rows, the bias row, zero rows
+                for r, bias in zip(rows, self.folded_bias):
+                    op = torch.cat([upsampler.compose(cond_w[r]), bias.float().repeat(upsampler.phases)[None]])
+                    self.folded.append(F.pad(op, (0, 0, 0, pad)).to(dtype))
                 self.plain_cond = self.plain_bias = None  # the cached operators serve every length
 
     def in_layer(self, i: int, x: torch.Tensor, source: torch.Tensor) -> None:
