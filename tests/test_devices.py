@@ -49,3 +49,12 @@ def test_denoiser_and_mel_features_stay_on_the_model_device(meta_model, tiny_con
     assert denoiser.bias_spec.device == META and denoiser.window.device == META
     features = MelSpectrogram.from_config(tiny_config.data_config).to(META)
     assert features(torch.empty(2, 5000, device=META)).shape == (2, 80, 1 + 5000 // 256)
+
+
+def test_a_cpu_generator_seeds_a_model_on_another_device(meta_model):
+    """CUDA refuses a CPU generator for CUDA tensors: the noise is drawn on the CPU, then moved."""
+    generator = torch.Generator().manual_seed(0)
+    before = generator.get_state().clone()
+    with torch.inference_mode():
+        audio = meta_model.eval().infer(torch.empty(1, 80, 6, device=META), sigma=0.6, generator=generator)
+    assert audio.device == META and not torch.equal(generator.get_state(), before)  # drawn from it

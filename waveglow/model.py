@@ -290,7 +290,8 @@ class WaveGlow(nn.Module):
         """mel (B, n_mel, frames) -> audio (B, 256 * frames), in the model's dtype.
 
         Without ``z`` the latent is ``sigma * N(0, 1)`` drawn in float32 (from ``generator`` if
-        given) in the reference's order: the final channels first, then each early block as the
+        given, on the generator's device, so a CPU generator gives the same noise to a model on any
+        device) in the reference's order: the final channels first, then each early block as the
         reverse pass reaches it. With ``z`` (forward's layout, (B, g, n)) nothing is drawn and the
         output has g * n samples: ``infer(mel, z=forward(mel, audio)[0])`` returns ``audio``.
 
@@ -306,8 +307,8 @@ class WaveGlow(nn.Module):
         length = z.size(2) * self.n_group if z is not None else UPSAMPLE_STRIDE * frames
         self.check_mel(mel, length)
         B, n, dtype, device = mel.size(0), length // self.n_group, self.upsample.weight.dtype, self.upsample.weight.device
-        if z is None:
-            z = self.sample_latent(B, n, sigma, generator, device)
+        if z is None:  # drawn where the generator lives (a CPU generator serves a CUDA model too)
+            z = self.sample_latent(B, n, sigma, generator, generator.device if generator is not None else device).to(device)
         elif z.shape != (B, self.n_group, n):
             raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
         elif z.device != device:
