@@ -140,7 +140,10 @@ class Trainer:
 
     def __post_init__(self) -> None:
         t = self.config.train_config
-        self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+        # local_rank modulo the visible GPUs, as init_distributed sets it: launchers that give each
+        # process one GPU through CUDA_VISIBLE_DEVICES leave local ranks past the device count.
+        cuda = torch.cuda.is_available()
+        self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count()) if cuda else torch.device("cpu")
         self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
         # CPU autocast runs bfloat16 only: float16 mixed precision falls back to float32 there.
         self.use_amp = t.fp16_run and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
@@ -167,7 +170,7 @@ class Trainer:
         self._load_start_checkpoint()
         self.ddp_model = self.model
         if self.world_size > 1:
-            device_ids = [self.local_rank] if self.device.type == "cuda" else None
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.sampler = EpochSampler(len(self.dataset), t.batch_size, t.seed, self.rank, self.world_size)
         self.loader = DataLoader(
