@@ -9,6 +9,7 @@ import torch
 import distributed
 import train
 from waveglow import load_checkpoint
+from waveglow.training import Trainer
 
 from conftest import REPO
 from test_train import _args
@@ -58,3 +59,12 @@ def test_failing_rank_stops_the_job(tmp_path, monkeypatch, capsys):
     assert time.monotonic() - started < 120
     err = capsys.readouterr().err
     assert "rank 1" in err and "Traceback" not in err.split("error:")[-1]
+
+
+def test_each_process_takes_a_visible_gpu(monkeypatch, tiny_config):
+    """With one GPU visible per process (CUDA_VISIBLE_DEVICES), local rank 3 must use cuda:0."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert Trainer(tiny_config, rank=3, world_size=4, local_rank=3).device == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert Trainer(tiny_config, rank=7, world_size=8, local_rank=3).device == torch.device("cuda", 3)
