@@ -18,7 +18,9 @@ def waveglow(checkpoint=None, map_location="cpu", remove_weight_norm=True, **kwa
     the trained model, ``kwargs`` going to ``load_checkpoint`` (e.g. ``config=``). Without it, an
     untrained model of the default config (configs/config.json), ``kwargs`` overriding its
     ``waveglow_config`` entries (e.g. ``n_flows=4``). Weight norm is folded away unless
-    ``remove_weight_norm=False`` (keep it to train further).
+    ``remove_weight_norm=False`` (keep it to train further). For the fastest inference at any
+    length, call ``model.fast_inference(cache_conditioning=True)`` once (2 GB for the default model
+    in float32), as ``waveglow.synthesis.load_for_inference`` does.
     """
     from waveglow import WaveGlow, load_checkpoint, load_config
 
