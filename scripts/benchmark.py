@@ -7,8 +7,8 @@ Weights are random (``end`` drawn from N(0, 0.01) so no coupling is skipped; FLO
 on values) unless ``--checkpoint`` names real ones, the latent z is fixed, and every mode computes
 the same audio: each row records its largest difference from the plain path and how it computed
 the conditioning. Reduced precisions (tf32, fp16, bf16) are also compared with float32 at sigma 0:
-SNR in dB, on ``--mel`` when given (use a real mel and real weights for a meaningful figure). CUDA timings are synchronised before the clock stops;
-each row is the median of ``--repeats`` runs after ``--warmup`` untimed ones. Results go to a JSON
+SNR in dB, on ``--mel`` when given (use a real mel and real weights for a meaningful figure).
+CUDA timings are synchronised before the clock stops; each row is the median of ``--repeats`` runs after ``--warmup`` untimed ones. Results go to a JSON
 file and a Markdown table, with device, torch version, date and the load average recorded.
 
 Modes: ``plain`` (the reference path, ``infer(fast=False)``), ``fast`` (``infer(fast=True)``),
@@ -21,7 +21,6 @@ reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime
 import json
@@ -40,8 +39,8 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from waveglow import WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
-from waveglow.synthesis import load_mel  # noqa: E402
+from waveglow import CheckpointError, ConfigError, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
+from waveglow.synthesis import MelError, load_mel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -119,12 +118,16 @@ class TensorMemory(TorchDispatchMode):
 
 class PeakMemory:
     """The most memory the block's new tensors held at once, above what was allocated at entry:
-    CUDA ``max_memory_allocated``, or on CPU :class:`TensorMemory`. Instrumented: never timed."""
+    CUDA ``max_memory_allocated``, or on CPU :class:`TensorMemory`. Instrumented: never timed.
+    ``enabled=False`` measures nothing and leaves ``peak`` None."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.peak = device, 0
+    def __init__(self, device: torch.device, enabled: bool = True) -> None:
+        self.device, self.enabled = device, enabled
+        self.peak: int | None = 0 if enabled else None
 
     def __enter__(self) -> "PeakMemory":
+        if not self.enabled:
+            return self
         if self.device.type == "cuda":
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -134,6 +137,8 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.enabled:
+            return
         if self.device.type == "cuda":
             synchronize(self.device)
             self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
@@ -174,13 +179,17 @@ def build_model(config_path: str, device: torch.device, seed: int) -> tuple[Wave
     return model.to(device), config
 
 
-def inference_model(args: argparse.Namespace, device: torch.device, precision: str) -> WaveGlow:
-    """The model to time: ``--checkpoint``'s weights or random ones, weight norm removed, eval mode."""
+def source_model(args: argparse.Namespace) -> WaveGlow:
+    """``--checkpoint``'s weights or random ones, on the CPU, read or drawn once per run.
+    Raises CheckpointError or ConfigError."""
     if args.checkpoint:
-        model = load_checkpoint(args.checkpoint, map_location="cpu").to(device)
-    else:
-        model = build_model(args.config, device, args.seed)[0]
-    return model.to(DTYPES[precision]).eval().remove_weight_norm()
+        return load_checkpoint(args.checkpoint, map_location="cpu")
+    return build_model(args.config, torch.device("cpu"), args.seed)[0]
+
+
+def inference_model(source: WaveGlow, device: torch.device, precision: str) -> WaveGlow:
+    """A copy of ``source`` to time: on ``device`` in ``precision``, weight norm removed, eval mode."""
+    return copy.deepcopy(source).to(device=device, dtype=DTYPES[precision]).eval().remove_weight_norm()
 
 
 def set_precision(precision: str) -> None:
@@ -241,11 +250,11 @@ def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> Ca
 # ----------------------------------------------------------------------------- inference
 
 
-def inference_rows(args: argparse.Namespace, device: torch.device, sampling_rate: int) -> list[dict]:
+def inference_rows(args: argparse.Namespace, source: WaveGlow, device: torch.device, sampling_rate: int) -> list[dict]:
     rows = []
     for precision in args.precisions:
         set_precision(precision)
-        model = inference_model(args, device, precision)
+        model = inference_model(source, device, precision)
         for seconds in args.lengths:
             for batch in args.batch_sizes:
                 rows += inference_setting(args, model, device, precision, seconds, batch, sampling_rate)
@@ -271,7 +280,8 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
             continue
         setup_start = time.perf_counter()
         models[mode] = model if mode in ("plain", "compile") else copy.deepcopy(model)
-        with grad_mode(mode), measured_memory(device, mode) as mem:  # set-up and a first call
+        # set-up and a first call; not under torch.compile on CPU, which would trace the dispatch mode
+        with grad_mode(mode), PeakMemory(device, enabled=not (mode == "compile" and device.type == "cpu")) as mem:
             runners[mode] = make_runner(models[mode], mode, mel, z)
             runners[mode]()
         with grad_mode(mode):
@@ -309,13 +319,6 @@ def grad_mode(mode: str):
     return torch.no_grad() if mode in ("cudagraph", "compile") else torch.inference_mode()
 
 
-def measured_memory(device: torch.device, mode: str):
-    """:class:`PeakMemory`, except for ``compile`` on CPU (a dispatch mode would be traced into it)."""
-    if mode == "compile" and device.type == "cpu":
-        return contextlib.nullcontext(argparse.Namespace(peak=None))
-    return PeakMemory(device)
-
-
 def time_once(run: Callable[[], torch.Tensor], device: torch.device, mode: str) -> tuple[float, torch.Tensor]:
     """One synchronised, timed call: (seconds, output)."""
     with grad_mode(mode):
@@ -347,22 +350,24 @@ def summarise(times: list[float], samples: int, sampling_rate: int) -> dict:
 # ----------------------------------------------------------------------------- precision
 
 
-def accuracy_rows(args: argparse.Namespace, device: torch.device, sampling_rate: int) -> list[dict]:
+def accuracy_rows(
+    args: argparse.Namespace, source: WaveGlow, given_mel: torch.Tensor | None, device: torch.device, sampling_rate: int
+) -> list[dict]:
     """Each reduced precision's fast-path output against float32's (TF32 off) at sigma 0 (z = 0),
     batch 1: SNR in dB = 10 log10(sum ref^2 / sum (out - ref)^2), and the largest difference."""
     reduced = [p for p in args.precisions if p != "fp32" and not skip_reason(device, p, "fast")]
     if not reduced:
         return []
     set_precision("fp32")
-    model = inference_model(args, device, "fp32")
-    mels = {seconds: accuracy_mel(args, model.n_mel_channels, seconds, sampling_rate) for seconds in args.lengths}
+    model = inference_model(source, device, "fp32")
+    mels = {s: accuracy_mel(given_mel, model.n_mel_channels, s, sampling_rate, args.seed) for s in args.lengths}
     with torch.inference_mode():
         references = {s: model.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
     del model
     rows = []
     for precision in reduced:
         set_precision(precision)
-        model = inference_model(args, device, precision)
+        model = inference_model(source, device, precision)
         for seconds, mel in mels.items():
             with torch.inference_mode():
                 out = model.infer(mel.to(device), sigma=0.0).float()
@@ -379,13 +384,12 @@ def accuracy_rows(args: argparse.Namespace, device: torch.device, sampling_rate:
     return rows
 
 
-def accuracy_mel(args: argparse.Namespace, n_mel: int, seconds: float, sampling_rate: int) -> torch.Tensor:
+def accuracy_mel(given_mel: torch.Tensor | None, n_mel: int, seconds: float, sampling_rate: int, seed: int) -> torch.Tensor:
     """(1, n_mel, frames): ``--mel`` (repeated or cut to the length), else log-mel-like random frames."""
     frames = max(1, round(seconds * sampling_rate / 256))
-    if args.mel:
-        mel = load_mel(args.mel, n_mel)
-        return mel.repeat(1, -(-frames // mel.size(1)))[:, :frames][None]
-    gen = torch.Generator().manual_seed(args.seed + 1)
+    if given_mel is not None:
+        return given_mel.repeat(1, -(-frames // given_mel.size(1)))[:, :frames][None]
+    gen = torch.Generator().manual_seed(seed + 1)
     return torch.randn(1, n_mel, frames, generator=gen) - 5.0
 
 
@@ -525,12 +529,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        sampling_rate = load_config(args.config).data_config.sampling_rate
+        source = source_model(args) if not args.no_inference else None
+        given_mel = load_mel(args.mel, source.n_mel_channels) if args.mel and source is not None else None
+    except (CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except MelError as e:
+        print(f"error: {args.mel}: {e}", file=sys.stderr)
+        return 1
     result = {"meta": metadata(args, device), "inference": [], "accuracy": [], "training": []}
-    sampling_rate = load_config(args.config).data_config.sampling_rate
-    if not args.no_inference:
-        result["inference"] = inference_rows(args, device, sampling_rate)
+    if source is not None:
+        result["inference"] = inference_rows(args, source, device, sampling_rate)
         if not args.no_accuracy:
-            result["accuracy"] = accuracy_rows(args, device, sampling_rate)
+            result["accuracy"] = accuracy_rows(args, source, given_mel, device, sampling_rate)
     if args.train:
         result["training"] = training_rows(args, device)
     result["meta"]["loadavg_end"] = os.getloadavg()

@@ -78,3 +78,16 @@ def test_benchmark_compile_mode_matches_plain(tmp_path):
     plain, compiled = json.loads(out.read_text())["inference"]
     assert compiled["mode"] == "compile" and compiled["latency_s"] > 0
     assert compiled["max_rel_diff_vs_plain"] < 1e-5
+
+
+def test_benchmark_bad_checkpoint_or_mel_is_one_line(tmp_path, capsys, tiny_model):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert benchmark.main(["--config", TINY, "--checkpoint", str(tmp_path / "broken.pt"), "--lengths", "0.05",
+                           "--output_json", str(tmp_path / "a.json")]) == 1
+    checkpoint = save_checkpoint(tmp_path / "w.pt", tiny_model, load_config(TINY))
+    torch.save(torch.randn(40, 9), tmp_path / "mel.pt")  # 40 channels, the model has 80
+    assert benchmark.main(["--config", TINY, "--checkpoint", str(checkpoint), "--mel", str(tmp_path / "mel.pt"),
+                           "--lengths", "0.05", "--output_json", str(tmp_path / "b.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "broken.pt" in err[0] and err[1].startswith(f"error: {tmp_path / 'mel.pt'}: ")
+    assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
