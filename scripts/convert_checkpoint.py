@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from waveglow.checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint  # noqa: E402
+from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, read_checkpoint, save_checkpoint  # noqa: E402
 from waveglow.config import ConfigError, load_config  # noqa: E402
 
 
@@ -28,17 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         checkpoint = read_checkpoint(args.input)
-        model = build_model(checkpoint.waveglow_config, checkpoint.state_dict, checkpoint.path)
-        config = checkpoint.config
+        config = checkpoint_config(checkpoint)
+        model = build_model(config, checkpoint.state_dict, checkpoint.path)
+        if config.family.restore_extra is not None:
+            config.family.restore_extra(model, checkpoint)
         if args.config:
-            config = load_config(args.config)
-            if config.waveglow_config.to_kwargs() != checkpoint.waveglow_config:
+            wanted = load_config(args.config)
+            if wanted.model_section != config.model_section or wanted.model_config != config.model_config:
                 raise ConfigError(
-                    f"{args.config}: waveglow_config {config.waveglow_config.to_kwargs()} does not match the "
-                    f"checkpoint's {checkpoint.waveglow_config}"
+                    f"{args.config}: {wanted.model_section} {wanted.model_config.to_kwargs()} does not match the "
+                    f"checkpoint's {config.model_section} {checkpoint.model_config}"
                 )
+            config = wanted
+        extra = config.family.checkpoint_extra(model) if config.family.checkpoint_extra is not None else None
         save_checkpoint(args.output, model, config, iteration=checkpoint.iteration,
-                        learning_rate=checkpoint.learning_rate)
+                        learning_rate=checkpoint.learning_rate, extra=extra)
     except (CheckpointError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

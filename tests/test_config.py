@@ -2,6 +2,7 @@ import json
 import os
 
 import pytest
+import torch
 import yaml
 
 from waveglow import ConfigError, WaveGlow, load_config
@@ -64,8 +65,15 @@ def _write(tmp_path, mutate):
         (lambda d: d["train_config"].update(fp16_run=1), ["train_config.fp16_run", "true/false"]),
         (lambda d: d["data_config"].update(segment_length=16000.5), ["data_config.segment_length", "integer"]),
         (lambda d: d.pop("waveglow_config"), ["waveglow_config", "missing"]),
-        (lambda d: d.update(extra_section={}), ["unknown key", "extra_section"]),
+        (lambda d: d.update(extra_section={}), ["unknown section", "extra_section"]),
         (lambda d: d["waveglow_config"]["WN_config"].update(kernel_size=4), ["kernel_size", "odd"]),
+        # settings that contradict each other: one line naming both keys
+        (lambda d: d["data_config"].update(n_mel_channels=64), ["data_config.n_mel_channels 64", "waveglow_config.n_mel_channels 80"]),
+        (lambda d: d["data_config"].update(hop_length=250), ["data_config.hop_length 250", "waveglow_config.n_group 8"]),
+        (lambda d: d["data_config"].update(segment_length=16001), ["data_config.segment_length 16001", "n_group"]),
+        (lambda d: d["data_config"].update(filter_length=128, win_length=128), ["filter_length 128", "hop_length 256"]),
+        (lambda d: d["waveglow_config"].update(n_early_size=3), ["n_early_size 3", "even channel count"]),
+        (lambda d: d["waveglow_config"].update(n_early_size=8), ["flow 4 would have 0 channels"]),
     ],
 )
 def test_bad_config_names_key_and_file(tmp_path, mutate, words):
@@ -92,3 +100,25 @@ def test_overrides():
     assert config.train_config.batch_size == 3 and config.train_config.fp16_run is False
     with pytest.raises(ConfigError, match="section.key=value"):
         load_config(NVIDIA_CONFIG, ["batch_size"])
+
+
+def test_exactly_one_model_section(tmp_path):
+    path = _write(tmp_path, lambda d: d.update(flowavenet_config={}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert path in message and "\n" not in message
+    assert ("two model sections" in message) or ("unknown section flowavenet_config" in message)
+
+
+def test_the_upsampler_follows_hop_length():
+    """A 16 kHz recipe (hop 200, filter 800) builds an aligned model: 200 samples per mel frame."""
+    from waveglow.checkpoint import build_model
+
+    config = load_config(os.path.join(CONFIGS, "tiny.json"), ["data_config.hop_length=200", "data_config.filter_length=800",
+                                                              "data_config.win_length=800", "data_config.sampling_rate=16000"])
+    model = build_model(config)
+    assert model.hop_length == 200 and model.upsample.stride == (200,) and model.upsample.kernel_size == (800,)
+    assert model.infer(torch.zeros(1, 80, 7), sigma=0.0).shape == (1, 7 * 200)
+    default = build_model(load_config(os.path.join(CONFIGS, "tiny.json")))
+    assert default.upsample.stride == (256,) and default.upsample.kernel_size == (1024,)  # NVIDIA's

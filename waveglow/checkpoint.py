@@ -1,12 +1,14 @@
-"""Checkpoint I/O: our format, and NVIDIA's and DeepLearningExamples' formats converted on load.
+"""Checkpoint I/O: our format for every model family, and foreign formats converted on load.
 
 Our format is one ``torch.save`` file that ``torch.load(weights_only=True)`` reads::
 
-    {"format": "waveglow", "format_version": 1, "config": <NVIDIA-shaped config dict>,
-     "state_dict": ..., "optimizer": ..., "scaler": ..., "iteration": int,
-     "learning_rate": float, "rng_state": {...}, ...extra}
+    {"format": "waveglow", "format_version": 1, "family": "waveglow" | "flowavenet" | ...,
+     "config": <NVIDIA-shaped config dict>, "state_dict": ..., "optimizer": ..., "scaler": ...,
+     "scheduler": ..., "iteration": int, "learning_rate": float, "rng_state": {...}, ...extra}
 
-Foreign files are recognised by their content, never by their name:
+(files written before families existed have no ``family`` and are WaveGlow). Each family reads
+its own foreign files (``ModelFamily.read_foreign``); they are recognised by their content,
+never by their name. WaveGlow's, read by :func:`read_waveglow_foreign`:
 
 - NVIDIA/waveglow training pickles ``{'model': <glow.WaveGlow>, ...}``, read with a restricted
   unpickler (:mod:`waveglow._unpickle`) that imports no ``glow`` and executes nothing;
@@ -18,6 +20,7 @@ Foreign files are recognised by their content, never by their name:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
@@ -31,8 +34,8 @@ import torch
 from torch import nn
 
 from ._unpickle import PickledObject, RefusedPickle, restricted_pickle_module
-from .config import Config, ConfigError, config_from_dict
-from .model import WaveGlow
+from .config import Config, ConfigError, DataConfig, config_from_dict
+from .errors import first_line
 
 __all__ = [
     "FORMAT_NAME",
@@ -45,6 +48,9 @@ __all__ = [
     "load_state_dict_checked",
     "convert_state_dict",
     "infer_waveglow_config",
+    "read_waveglow_foreign",
+    "build_model",
+    "checkpoint_config",
     "unwrap_model",
     "capture_rng_state",
     "restore_rng_state",
@@ -63,8 +69,8 @@ class Checkpoint:
     """What any supported checkpoint file holds, in our key layout."""
 
     path: str
-    kind: str  # "waveglow", "nvidia", "deeplearningexamples" or "state_dict"
-    waveglow_config: dict
+    kind: str  # "waveglow" (our format), or the foreign format: "nvidia", "deeplearningexamples", "state_dict", ...
+    model_config: dict  # the family's model section, as constructor keyword arguments
     state_dict: dict[str, torch.Tensor]
     config: Config | None = None  # the full config, in our own format only
     optimizer: dict | None = None
@@ -73,6 +79,19 @@ class Checkpoint:
     learning_rate: float | None = None
     rng_state: dict | None = None
     extra: dict = field(default_factory=dict)
+    family: str = "waveglow"
+    scheduler: dict | None = None
+    data_config: dict = field(default_factory=dict)  # data_config keys a foreign file implies (e.g. hop_length)
+
+    @property
+    def waveglow_config(self) -> dict:
+        if self.family != "waveglow":
+            raise AttributeError(f"{self.path} holds a {self.family} model, not a WaveGlow")
+        return self.model_config
+
+    @property
+    def is_ours(self) -> bool:
+        return self.kind == FORMAT_NAME
 
 
 # ----------------------------------------------------------------------------------- saving
@@ -89,15 +108,17 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _model_waveglow_config(model: WaveGlow) -> dict:
-    return {
-        "n_mel_channels": model.n_mel_channels,
-        "n_flows": model.n_flows,
-        "n_group": model.n_group,
-        "n_early_every": model.n_early_every,
-        "n_early_size": model.n_early_size,
-        "WN_config": dict(model.WN_config),
-    }
+def default_config(model: nn.Module) -> Config:
+    """A config recording ``model``'s architecture, with its family's default data settings."""
+    from .models import family_of
+
+    family = family_of(model)
+    data = dict(family.data_defaults)
+    data.update(n_mel_channels=model.n_mel_channels, hop_length=model.hop_length)
+    if hasattr(model, "filter_length"):
+        data.update(filter_length=model.filter_length, win_length=min(model.filter_length, DataConfig.win_length))
+    section = dataclasses.asdict(family.model_config(model))
+    return config_from_dict({family.section: section, "data_config": data}, f"<{family.name} model>")
 
 
 def save_checkpoint(
@@ -107,6 +128,7 @@ def save_checkpoint(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     scaler: Any = None,
+    scheduler: Any = None,
     iteration: int = 0,
     learning_rate: float | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -119,15 +141,19 @@ def save_checkpoint(
     """
     path = os.fspath(path)
     model = unwrap_model(model)
+    from .models import family_of
+
     if config is None:
-        config = config_from_dict({"waveglow_config": _model_waveglow_config(model)})
+        config = default_config(model)
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "family": family_of(model).name,
         "config": config.to_dict() if isinstance(config, Config) else dict(config),
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "iteration": int(iteration),
         "learning_rate": learning_rate,
         "rng_state": capture_rng_state(),
@@ -201,19 +227,13 @@ def _torch_load(path: str, map_location: Any) -> Any:
     except pickle.UnpicklingError:
         pass  # not weights-only (or not a pickle at all): the restricted loader decides
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_one_line(e)}") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first_line(e)}") from None
     try:
         return torch.load(path, map_location=map_location, weights_only=False, pickle_module=restricted_pickle_module())
     except RefusedPickle as e:
         raise CheckpointError(f"{path}: {e}") from None
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_one_line(e)}") from None
-
-
-def _one_line(e: BaseException) -> str:
-    """The first sentence of an exception's message, for one-line errors."""
-    text = str(e).strip().splitlines()
-    return text[0].split(". ")[0] if text else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first_line(e)}") from None
 
 
 def _pickled_module_state(obj: PickledObject, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -237,42 +257,61 @@ def _is_state_dict(obj: Any) -> bool:
 
 def _parse(path: str, obj: Any) -> Checkpoint:
     """Recognise a loaded object's format and return it as a :class:`Checkpoint`."""
+    from .models import FAMILIES, families
+
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT_NAME:
         return _parse_ours(path, obj)
+    for family in families():
+        checkpoint = family.read_foreign(obj, path)
+        if checkpoint is not None:
+            return checkpoint
+    raise CheckpointError(
+        f"{path}: not a checkpoint of any known model family ({', '.join(FAMILIES)}): no model weights found "
+        "(expected our format, an NVIDIA {'model': ...} file, a DeepLearningExamples {'state_dict': ...} file, "
+        "a ksw0306 FloWaveNet file or a state dict)"
+    )
+
+
+def read_waveglow_foreign(obj: Any, path: str) -> Checkpoint | None:
+    """NVIDIA's pickles, DeepLearningExamples' files and bare WaveGlow state dicts; None for anything else."""
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), PickledObject):
-        model = obj["model"]
-        return _from_state_dict(path, "nvidia", _pickled_module_state(model), None, obj)
+        return _from_state_dict(path, "nvidia", _pickled_module_state(obj["model"]), None, obj)
     if isinstance(obj, Mapping) and _is_state_dict(obj.get("model")):
         return _from_state_dict(path, "nvidia", obj["model"], None, obj)
     if isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
         return _from_state_dict(path, "deeplearningexamples", obj["state_dict"], obj.get("config"), obj)
     if _is_state_dict(obj):
         return _from_state_dict(path, "state_dict", obj, None, {})
-    raise CheckpointError(
-        f"{path}: not a WaveGlow checkpoint (no model weights found: expected our format, an NVIDIA "
-        "{'model': ...} file, a DeepLearningExamples {'state_dict': ...} file or a state dict)"
-    )
+    return None
 
 
 def _parse_ours(path: str, obj: Mapping) -> Checkpoint:
+    from .models import FAMILIES
+
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this software reads ({FORMAT_VERSION}); upgrade"
         )
+    family = obj.get("family", "waveglow")
+    if family not in FAMILIES:
+        raise CheckpointError(f"{path}: a {family!r} model, which this software does not know (known: {', '.join(FAMILIES)})")
     try:
         config = config_from_dict(obj["config"], source=f"{path} (embedded config)")
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: unusable embedded config: {e}") from None
-    known = {"format", "format_version", "config", "state_dict", "optimizer", "scaler", "iteration", "learning_rate", "rng_state"}
+    known = {"format", "format_version", "family", "config", "state_dict", "optimizer", "scaler", "scheduler",
+             "iteration", "learning_rate", "rng_state"}
     return Checkpoint(
         path=path,
         kind=FORMAT_NAME,
-        waveglow_config=config.waveglow_config.to_kwargs(),
+        family=config.family.name,
+        model_config=config.model_config.to_kwargs(),
         state_dict=convert_state_dict(obj["state_dict"]),
         config=config,
         optimizer=obj.get("optimizer"),
         scaler=obj.get("scaler"),
+        scheduler=obj.get("scheduler"),
         iteration=int(obj.get("iteration") or 0),
         learning_rate=obj.get("learning_rate"),
         rng_state=obj.get("rng_state"),
@@ -286,14 +325,18 @@ def _from_state_dict(path: str, kind: str, state_dict: Mapping, stored_config: A
     if waveglow_config is None:
         waveglow_config = infer_waveglow_config(state_dict, path)
     iteration = obj.get("iteration", obj.get("epoch", 0))
+    kernel = state_dict["upsample.weight"].shape[2]
     return Checkpoint(
         path=path,
         kind=kind,
-        waveglow_config=waveglow_config,
+        model_config=waveglow_config,
         state_dict=state_dict,
         optimizer=obj.get("optimizer") if isinstance(obj.get("optimizer"), Mapping) else None,
         iteration=iteration if isinstance(iteration, int) else 0,
         learning_rate=obj.get("learning_rate"),
+        # the reference's upsampler steps a quarter of its kernel (256 of 1024)
+        data_config={"n_mel_channels": waveglow_config["n_mel_channels"], "filter_length": kernel,
+                     "win_length": min(kernel, DataConfig.win_length), "hop_length": kernel // 4},
     )
 
 
@@ -423,57 +466,96 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
 
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(strict=True)``, with a one-line error naming the first mismatch."""
+    from .models import family_of
+
+    family = family_of(model)
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state_dict:
-            raise CheckpointError(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict)}")
+            raise CheckpointError(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, family)}")
         if tuple(state_dict[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
                 f"{source}: {key} has shape {tuple(state_dict[key].shape)} in the checkpoint but "
-                f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict)}"
+                f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict, family)}"
             )
     unexpected = [k for k in state_dict if k not in expected]
     if unexpected:
-        raise CheckpointError(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict)}")
+        raise CheckpointError(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, family)}")
     model.load_state_dict(state_dict, strict=True)
 
 
-def _architecture_hint(expected: Mapping, found: Mapping) -> str:
+def _architecture_hint(expected: Mapping, found: Mapping, family=None) -> str:
+    from .models import family_named
+
+    family = family or family_named("waveglow")
     try:
-        a, b = infer_waveglow_config(found), infer_waveglow_config(expected)
+        a, b = _flatten(family.infer_config(found, "")), _flatten(family.infer_config(expected, ""))
     except CheckpointError:
-        return "the file does not hold a WaveGlow of this layout"
-    diffs = [f"{k} {a[k]} vs {b[k]}" for k in a if k != "WN_config" and a[k] != b[k]]
-    diffs += [f"WN_config.{k} {a['WN_config'][k]} vs {b['WN_config'][k]}" for k in a["WN_config"] if a["WN_config"][k] != b["WN_config"][k]]
+        return f"the file does not hold a {family.name} of this layout"
+    diffs = [f"{k} {a[k]} vs {b[k]}" for k in a if k in b and a[k] != b[k]]
     if not diffs:
         return "the architectures differ"
     return "likely cause: checkpoint vs config " + ", ".join(diffs) + " (use the config the checkpoint was trained with)"
 
 
-def build_model(waveglow_config: Mapping, state_dict: Mapping[str, torch.Tensor], source: str) -> WaveGlow:
-    """Construct a WaveGlow from ``waveglow_config`` and load ``state_dict`` into it, checked."""
+def _flatten(config: Mapping, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = None) -> Config:
+    """The whole config to rebuild a checkpoint's model: its own, or one its tensors imply.
+
+    ``config`` insists on an architecture: a :class:`Config`, or a model-section dict.
+    """
+    from .models import family_named
+
+    if isinstance(config, Config):
+        return config
+    family = family_named(checkpoint.family)
+    if checkpoint.config is not None and config is None:
+        return checkpoint.config
+    section = checkpoint.model_config
+    if config is not None:
+        section = (_stored_waveglow_config(config) if family.name == "waveglow" else None) or dict(config)
+    data = {**family.data_defaults, **checkpoint.data_config}
+    if checkpoint.config is not None:
+        data = dataclasses.asdict(checkpoint.config.data_config)
+    data["n_mel_channels"] = section.get("n_mel_channels", section.get("cin_channel", data.get("n_mel_channels", 80)))
     try:
-        model = WaveGlow(**waveglow_config)
+        return config_from_dict({family.section: section, "data_config": data}, f"{checkpoint.path} (model config)")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def build_model(config: Config, state_dict: Mapping[str, torch.Tensor] | None = None, source: str = "<model>") -> nn.Module:
+    """A fresh model of ``config``'s family; with ``state_dict``, loaded into it, checked."""
+    try:
+        model = config.family.build(config)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: cannot build WaveGlow from its config: {e}") from None
-    load_state_dict_checked(model, state_dict, source)
+        raise CheckpointError(f"{source}: cannot build {config.family.name} from its config: {e}") from None
+    if state_dict is not None:
+        load_state_dict_checked(model, state_dict, source)
     return model
 
 
 def load_checkpoint(
     path: str | os.PathLike, map_location: Any = "cpu", config: Config | Mapping | None = None
-) -> WaveGlow:
-    """Load a WaveGlow, in eval mode, from any supported checkpoint file.
+) -> nn.Module:
+    """Load a model of any family, in eval mode, from any supported checkpoint file.
 
     The architecture comes from the checkpoint (its stored config, else the tensor shapes);
-    pass ``config`` (a Config or a waveglow_config dict) to insist on one, in which case a
+    pass ``config`` (a Config or a model-section dict) to insist on one, in which case a
     mismatching file raises :class:`CheckpointError` naming the key and both shapes.
     """
     checkpoint = read_checkpoint(path, map_location)
-    waveglow_config = checkpoint.waveglow_config
-    if isinstance(config, Config):
-        waveglow_config = config.waveglow_config.to_kwargs()
-    elif config is not None:
-        waveglow_config = _stored_waveglow_config(config) or dict(config)
-    model = build_model(waveglow_config, checkpoint.state_dict, checkpoint.path)
+    config = checkpoint_config(checkpoint, config)
+    model = build_model(config, checkpoint.state_dict, checkpoint.path)
+    if config.family.restore_extra is not None:
+        config.family.restore_extra(model, checkpoint)
     return model.to(next(iter(checkpoint.state_dict.values())).device).eval()

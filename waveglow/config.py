@@ -4,6 +4,11 @@ NVIDIA's file has four sections (``train_config``, ``data_config``, ``dist_confi
 ``waveglow_config``); the field names below are its keys, so an existing config.json loads
 unchanged. The same content in YAML loads too. Unknown keys, missing required keys and values of
 the wrong type raise :class:`ConfigError` with one line naming the key and the file.
+
+The model section names the model family (:mod:`waveglow.models`): ``waveglow_config`` for
+WaveGlow, ``flowavenet_config`` for FloWaveNet. A file holds exactly one. Settings that contradict
+each other (a data ``n_mel_channels`` the model does not take, a crop the model cannot split)
+are refused here, before any training starts.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class TrainConfig:
     amp_dtype: str = "float16"  # "float16" or "bfloat16", used when fp16_run is on CUDA
     max_iterations: int = 0  # stop after this many iterations in all; 0: run for `epochs`
     grad_clip_thresh: float = 0.0  # clip the gradient norm to this; 0: no clipping
+    lr_step_size: int = 0  # multiply the learning rate by lr_gamma every this many iterations; 0: constant
+    lr_gamma: float = 0.5
     keep_last: int = 0  # keep only the newest K checkpoints; 0 keeps all
     iters_per_validation: int = 0  # 0: no validation
     iters_per_audio: int = 0  # log vocoded validation clips every N iterations; 0: never
@@ -103,14 +110,35 @@ class WaveGlowConfig:
 
 @dataclass
 class Config:
-    waveglow_config: WaveGlowConfig
+    """A whole run's settings: the model section of one family, and the shared sections."""
+
+    model_config: Any  # the family's section, e.g. a WaveGlowConfig
     train_config: TrainConfig = field(default_factory=TrainConfig)
     data_config: DataConfig = field(default_factory=DataConfig)
     dist_config: DistConfig = field(default_factory=DistConfig)
+    model_section: str = "waveglow_config"
+
+    @property
+    def family(self):
+        """The :class:`~waveglow.models.ModelFamily` this config trains."""
+        from .models import family_for_sections
+
+        return family_for_sections({self.model_section: None}, "<config>")
+
+    @property
+    def waveglow_config(self) -> WaveGlowConfig:
+        if self.model_section != "waveglow_config":
+            raise AttributeError(f"this config holds {self.model_section}, not waveglow_config")
+        return self.model_config
 
     def to_dict(self) -> dict:
         """The NVIDIA-shaped nested dict (what config.json holds)."""
-        return dataclasses.asdict(self)
+        return {
+            "train_config": dataclasses.asdict(self.train_config),
+            "data_config": dataclasses.asdict(self.data_config),
+            "dist_config": dataclasses.asdict(self.dist_config),
+            self.model_section: dataclasses.asdict(self.model_config),
+        }
 
 
 def _check_value(value: Any, expected: Any, where: str, source: str) -> Any:
@@ -147,36 +175,47 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
     return cls(**kwargs)
 
 
+SHARED_SECTIONS = {"train_config": TrainConfig, "data_config": DataConfig, "dist_config": DistConfig}
+
+
 def _validate(config: Config, source: str) -> None:
-    wg, wn, d = config.waveglow_config, config.waveglow_config.WN_config, config.data_config
+    """Checks every family shares; the family's own ``validate`` checks its section against them."""
+    d, t = config.data_config, config.train_config
     positive = {
-        "waveglow_config.n_mel_channels": wg.n_mel_channels,
-        "waveglow_config.n_flows": wg.n_flows,
-        "waveglow_config.n_group": wg.n_group,
-        "waveglow_config.n_early_every": wg.n_early_every,
-        "waveglow_config.WN_config.n_layers": wn.n_layers,
-        "waveglow_config.WN_config.n_channels": wn.n_channels,
-        "waveglow_config.WN_config.kernel_size": wn.kernel_size,
         "data_config.segment_length": d.segment_length,
         "data_config.sampling_rate": d.sampling_rate,
         "data_config.hop_length": d.hop_length,
-        "train_config.batch_size": config.train_config.batch_size,
+        "data_config.filter_length": d.filter_length,
+        "data_config.n_mel_channels": d.n_mel_channels,
+        "train_config.batch_size": t.batch_size,
+        "train_config.iters_per_checkpoint": t.iters_per_checkpoint,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{source}: {key} must be positive, got {value}")
-    if wn.kernel_size % 2 != 1:
-        raise ConfigError(f"{source}: waveglow_config.WN_config.kernel_size must be odd, got {wn.kernel_size}")
-    if config.train_config.amp_dtype not in ("float16", "bfloat16"):
-        raise ConfigError(
-            f"{source}: train_config.amp_dtype must be 'float16' or 'bfloat16', "
-            f"got {config.train_config.amp_dtype!r}"
-        )
+    if d.win_length > d.filter_length:
+        raise ConfigError(f"{source}: data_config.win_length {d.win_length} exceeds data_config.filter_length {d.filter_length}")
+    if t.amp_dtype not in ("float16", "bfloat16"):
+        raise ConfigError(f"{source}: train_config.amp_dtype must be 'float16' or 'bfloat16', got {t.amp_dtype!r}")
+    if t.lr_step_size < 0 or not 0 < t.lr_gamma <= 1:
+        raise ConfigError(f"{source}: train_config.lr_step_size must be >= 0 and lr_gamma in (0, 1]")
+    config.family.validate(config, source)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Config:
     """Build and validate a :class:`Config` from NVIDIA-shaped nested data."""
-    config = _build(Config, data, "config", source)
+    from .models import family_for_sections
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
+    family = family_for_sections(data, source)
+    for key in data:
+        if key not in SHARED_SECTIONS and key != family.section:
+            known = ", ".join([*SHARED_SECTIONS, family.section])
+            raise ConfigError(f"{source}: unknown section {key} (known sections: {known})")
+    sections = {name: _build(cls, data[name], name, source) for name, cls in SHARED_SECTIONS.items() if name in data}
+    model_config = _build(family.config_class, data[family.section], family.section, source)
+    config = Config(model_config=model_config, model_section=family.section, **sections)
     _validate(config, source)
     return config
 

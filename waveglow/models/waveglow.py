@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._autocast import autocast_off
-from .fast import FastInference, parameter_key, tensor_key
+from .._autocast import autocast_off
 
-__all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE"]
+__all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE", "FAMILY"]
 
-# The reference hard-codes the upsampler; they equal filter_length and hop_length of its config.
+# The reference hard-codes the upsampler; they equal filter_length and hop_length of its config,
+# and our models take them from data_config (so a 16 kHz hop-200 setup stays aligned).
 UPSAMPLE_KERNEL = 1024
 UPSAMPLE_STRIDE = 256
 
@@ -68,11 +68,8 @@ def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
 class Invertible1x1Conv(nn.Module):
     """Channel mixing by an invertible c x c matrix W, initialised orthogonal with det(W) = +1.
 
-    :meth:`inverse` computes W^-1 from the current weight, in float32, every call. The fast
-    path's :meth:`inverse_weight` caches it, keyed on the weight's ``tensor_key`` (data_ptr,
-    version, dtype, device, shape), so any in-place update, optimizer step, load_state_dict or .to()
-    recomputes it (edits through ``weight.data`` bypass the version counter: set
-    ``_inverse_cache = None``).
+    :meth:`inverse` computes W^-1 from the current weight, in float32, every call: nothing is
+    cached on the module (:class:`waveglow.fast.FastWaveGlow` keeps its own W^-1, built once).
     """
 
     def __init__(self, c: int) -> None:
@@ -83,8 +80,6 @@ class Invertible1x1Conv(nn.Module):
             W[:, 0] = -W[:, 0]
         with torch.no_grad():
             self.conv.weight.copy_(W.view(c, c, 1))
-        self._inverse_cache: tuple | None = None  # (key, W^-1 as (c, c, 1)); not a buffer
-
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, c, n) -> (W z of shape (B, c, n), log|det| of the whole map, at least float32)."""
@@ -98,15 +93,6 @@ class Invertible1x1Conv(nn.Module):
         """(B, c, n) -> W^-1 z, with W^-1 computed in float32 and cast to z's dtype."""
         W_inverse = torch.linalg.inv(self.conv.weight.squeeze(-1).float())
         return F.conv1d(z, W_inverse.to(z.dtype).unsqueeze(-1))
-
-    def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
-        """W^-1 as a (c, c, 1) conv weight in ``dtype``, computed in float32 once per weight version."""
-        w = self.conv.weight
-        key = (tensor_key(w), dtype)
-        if self._inverse_cache is None or self._inverse_cache[0] != key:
-            W_inverse = torch.linalg.inv(w.detach().squeeze(-1).float())
-            self._inverse_cache = (key, W_inverse.to(dtype).unsqueeze(-1))
-        return self._inverse_cache[1]
 
 
 class WN(nn.Module):
@@ -181,7 +167,11 @@ def gated_activation(x: torch.Tensor, n_channels: int) -> torch.Tensor:
 
 
 class WaveGlow(nn.Module):
-    """WaveGlow with NVIDIA's constructor: ``WaveGlow(**config["waveglow_config"])``."""
+    """WaveGlow with NVIDIA's constructor: ``WaveGlow(**config["waveglow_config"])``.
+
+    ``upsample_kernel`` and ``upsample_stride`` (beyond the reference, which hard-codes 1024 and
+    256) are data_config's ``filter_length`` and ``hop_length``: one mel frame per hop.
+    """
 
     def __init__(
         self,
@@ -191,6 +181,8 @@ class WaveGlow(nn.Module):
         n_early_every: int,
         n_early_size: int,
         WN_config: dict,
+        upsample_kernel: int = UPSAMPLE_KERNEL,
+        upsample_stride: int = UPSAMPLE_STRIDE,
     ) -> None:
         super().__init__()
         self.n_mel_channels = n_mel_channels
@@ -199,19 +191,22 @@ class WaveGlow(nn.Module):
         self.n_early_every = n_early_every
         self.n_early_size = n_early_size
         self.WN_config = dict(WN_config)
-        self.upsample = nn.ConvTranspose1d(n_mel_channels, n_mel_channels, UPSAMPLE_KERNEL, stride=UPSAMPLE_STRIDE)
+        problem = upsampler_problem(upsample_kernel, upsample_stride, n_group)
+        if problem:
+            raise ValueError(problem)
+        self.hop_length = upsample_stride
+        self.filter_length = upsample_kernel
+        self.latent_steps_per_frame = upsample_stride // n_group
+        self.upsample = nn.ConvTranspose1d(n_mel_channels, n_mel_channels, upsample_kernel, stride=upsample_stride)
         self.WN = nn.ModuleList()
         self.convinv = nn.ModuleList()
-        for k, channels in enumerate(self.flow_channels()):
-            if channels <= 0 or channels % 2:
-                raise ValueError(
-                    f"flow {k} would have {channels} channels; n_group, n_early_size and n_early_every must "
-                    "leave every flow a positive, even channel count"
-                )
+        problem = flow_channels_problem(n_flows, n_group, n_early_every, n_early_size)
+        if problem:
+            raise ValueError(problem)
+        for channels in self.flow_channels():
             self.convinv.append(Invertible1x1Conv(channels))
             self.WN.append(WN(channels // 2, n_mel_channels * n_group, **self.WN_config))
         self.n_remaining_channels = self.flow_channels()[-1]
-        self._fast: FastInference | None = None  # derived operators for infer(fast=True); not in state_dict
 
     def is_early_exit(self, k: int) -> bool:
         """Whether n_early_size channels leave the flow before flow k."""
@@ -219,31 +214,26 @@ class WaveGlow(nn.Module):
 
     def flow_channels(self) -> list[int]:
         """The channel count each flow sees (8,8,8,8,6,6,6,6,4,4,4,4 for the default config)."""
-        channels, counts = self.n_group, []
-        for k in range(self.n_flows):
-            if self.is_early_exit(k):
-                channels -= self.n_early_size
-            counts.append(channels)
-        return counts
+        return flow_channels(self.n_flows, self.n_group, self.n_early_every, self.n_early_size)
 
     def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
         """Upsample and fold the mel: (B, n_mel, frames) -> (B, n_mel * g, length / g).
 
         Channel ``m * g + j`` holds mel bin m at offset j within each group of g samples.
         """
-        self.check_mel(mel, length)
-        spect = self.upsample(mel.to(self.upsample.weight.dtype))  # (B, n_mel, 256 * (frames - 1) + 1024)
+        self.check_inputs(mel, length)
+        spect = self.upsample(mel.to(self.upsample.weight.dtype))  # (B, n_mel, hop * (frames - 1) + kernel)
         spect = spect[:, :, :length]  # (B, n_mel, T)
         return fold(spect, self.n_group)
 
-    def check_mel(self, mel: torch.Tensor, length: int) -> None:
+    def check_inputs(self, mel: torch.Tensor, length: int) -> None:
         """Raise ValueError unless mel is (B, n_mel, frames) and its frames cover ``length`` samples."""
         if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
             raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
         device = self.upsample.weight.device
         if mel.device != device:
             raise ValueError(f"mel is on {mel.device} and the model on {device}: move it with mel.to({str(device)!r})")
-        covered = UPSAMPLE_STRIDE * (mel.size(2) - 1) + UPSAMPLE_KERNEL
+        covered = self.hop_length * (mel.size(2) - 1) + self.upsample.kernel_size[0]
         if covered < length:
             raise ValueError(f"{mel.size(2)} mel frames cover {covered} samples, fewer than the {length} requested")
 
@@ -284,10 +274,9 @@ class WaveGlow(nn.Module):
         *,
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-        fast: bool = True,
         lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """mel (B, n_mel, frames) -> audio (B, 256 * frames), in the model's dtype.
+        """mel (B, n_mel, frames) -> audio (B, hop * frames), in the model's dtype: the reference path.
 
         Without ``z`` the latent is ``sigma * N(0, 1)`` drawn in float32 (from ``generator`` if
         given, on the generator's device, so a CPU generator gives the same noise to a model on any
@@ -295,17 +284,22 @@ class WaveGlow(nn.Module):
         reverse pass reaches it. With ``z`` (forward's layout, (B, g, n)) nothing is drawn and the
         output has g * n samples: ``infer(mel, z=forward(mel, audio)[0])`` returns ``audio``.
 
-        ``fast=True`` runs the exact fast path (:mod:`waveglow.fast`: folded conditioning and
-        layers, cached W^-1); ``fast=False`` the plain reference path. They agree to float
-        rounding and draw the same noise.
-
         ``lengths`` (B,) gives each sequence's own length in samples (a multiple of n_group) for a
         batch padded to a common length: each sequence's output up to its length is then what it
-        would be alone (the plain path runs, with the WN convolutions masked past each end).
+        would be alone (the WN convolutions are masked past each end).
+
+        :class:`waveglow.fast.FastWaveGlow` computes the same function faster, for frozen weights.
         """
-        frames = mel.size(-1)
-        length = z.size(2) * self.n_group if z is not None else UPSAMPLE_STRIDE * frames
-        self.check_mel(mel, length)
+        z, spect_length = self.prepare_latent(mel, sigma, z, generator)
+        mask = self.length_mask(lengths, z.size(2)) if lengths is not None else None
+        return unfold(self.reverse(z, self.condition(mel, spect_length), mask))  # (B, g * n)
+
+    def prepare_latent(
+        self, mel: torch.Tensor, sigma: float, z: torch.Tensor | None, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, int]:
+        """Check mel (and z), draw z when not given -> (z (B, g, n) in the model's dtype, g * n)."""
+        length = z.size(2) * self.n_group if z is not None else self.hop_length * mel.size(-1)
+        self.check_inputs(mel, length)
         B, n, dtype, device = mel.size(0), length // self.n_group, self.upsample.weight.dtype, self.upsample.weight.device
         if z is None:  # drawn where the generator lives (a CPU generator serves a CUDA model too)
             z = self.sample_latent(B, n, sigma, generator, generator.device if generator is not None else device).to(device)
@@ -313,39 +307,14 @@ class WaveGlow(nn.Module):
             raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
         elif z.device != device:
             raise ValueError(f"z is on {z.device} and the model on {device}: move it with z.to({str(device)!r})")
-        if lengths is not None:
-            steps = torch.arange(n, device=device)
-            mask = (steps < torch.as_tensor(lengths, device=device).view(-1, 1) // self.n_group).to(dtype)
-            return unfold(self.reverse(z.to(dtype), self.condition(mel, length), mask.unsqueeze(1)))  # (B, g * n)
-        if not fast:
-            return unfold(self.reverse(z.to(dtype), self.condition(mel, length)))  # (B, g * n)
-        ops = self.fast_inference()
-        cond = ops.conditioner(mel, lambda: self.condition(mel, length), n)
-        audio = self._reverse(z.to(dtype), lambda k, audio_0: ops.coupling(k, audio_0, cond), ops.inverse)  # (B, g, n)
-        return unfold(audio)
+        return z.to(dtype), length
 
-    def fast_inference(self, cache_conditioning: bool | None = None) -> FastInference:
-        """The fast path's precomputed operators, rebuilt only when a parameter has changed.
-
-        ``cache_conditioning=True`` also keeps the folded conditioning operator of every layer
-        (n_flows * n_layers * 32 * 2C * 320 floats: 2 GB in float32 for the default model), which
-        is the fastest path for any length; ``False`` builds it per layer when the input is long
-        enough to repay that; ``None`` keeps the current choice. Call it once after loading to
-        pay the set-up cost up front.
-        """
-        if cache_conditioning is None:
-            cache_conditioning = self._fast is not None and self._fast.cache_conditioning
-        stale = self._fast is None or self._fast.key != parameter_key(self)
-        if stale or self._fast.cache_conditioning != cache_conditioning:
-            self._fast = None  # free the old operators before building new ones
-            self._fast = FastInference(self, cache_conditioning)
-        return self._fast
-
-    def clear_fast_cache(self) -> None:
-        """Drop the fast path's derived operators (needed only after edits through ``param.data``)."""
-        self._fast = None
-        for conv in self.convinv:
-            conv._inverse_cache = None
+    def length_mask(self, lengths: torch.Tensor, n: int) -> torch.Tensor:
+        """(B,) lengths in samples -> (B, 1, n) mask, 1 up to each sequence's end."""
+        device = self.upsample.weight.device
+        steps = torch.arange(n, device=device)
+        mask = steps < torch.as_tensor(lengths, device=device).view(-1, 1) // self.n_group
+        return mask.to(self.upsample.weight.dtype).unsqueeze(1)
 
     def sample_latent(
         self, batch: int, n: int, sigma: float, generator: torch.Generator | None, device: torch.device
@@ -363,12 +332,15 @@ class WaveGlow(nn.Module):
 
         ``mask`` (B, 1, n): see :meth:`WN.forward`.
         """
-        return self._reverse(
+        return self.reverse_with(
             z, lambda k, audio_0: self.WN[k](audio_0, spect, mask), lambda k, audio: self.convinv[k].inverse(audio)
         )
 
-    def _reverse(self, z: torch.Tensor, coupling, inverse) -> torch.Tensor:
-        """The one reverse loop: ``coupling(k, audio_0)`` is WN[k]'s output, ``inverse(k, x)`` W_k^-1 x."""
+    def reverse_with(self, z: torch.Tensor, coupling, inverse) -> torch.Tensor:
+        """The one reverse loop: ``coupling(k, audio_0)`` is WN[k]'s output, ``inverse(k, x)`` W_k^-1 x.
+
+        The fast path (:mod:`waveglow.fast`) runs this same loop with its own operators.
+        """
         es = self.n_early_size
         audio, early = z[:, self.n_group - self.n_remaining_channels :], z[:, : self.n_group - self.n_remaining_channels]
         for k in reversed(range(self.n_flows)):
@@ -399,3 +371,161 @@ def fold(x: torch.Tensor, n_group: int) -> torch.Tensor:
 def unfold(audio: torch.Tensor) -> torch.Tensor:
     """(B, g, n) -> (B, g * n), the inverse of ``fold`` for one audio channel."""
     return audio.permute(0, 2, 1).reshape(audio.size(0), -1)  # (B, n * g)
+
+
+def flow_channels(n_flows: int, n_group: int, n_early_every: int, n_early_size: int) -> list[int]:
+    """The channel count each flow sees, before any check."""
+    channels, counts = n_group, []
+    for k in range(n_flows):
+        if k > 0 and k % n_early_every == 0:
+            channels -= n_early_size
+        counts.append(channels)
+    return counts
+
+
+def flow_channels_problem(n_flows: int, n_group: int, n_early_every: int, n_early_size: int) -> str | None:
+    """Why these settings build no WaveGlow, or None: every flow needs a positive, even channel count."""
+    if min(n_flows, n_group, n_early_every) <= 0 or n_early_size < 0:
+        return "n_flows, n_group and n_early_every must be positive and n_early_size >= 0"
+    for k, channels in enumerate(flow_channels(n_flows, n_group, n_early_every, n_early_size)):
+        if channels <= 0 or channels % 2:
+            return (
+                f"flow {k} would have {channels} channels (n_group {n_group}, n_early_every {n_early_every}, "
+                f"n_early_size {n_early_size}): every flow needs a positive, even channel count"
+            )
+    return None
+
+
+def upsampler_problem(kernel: int, stride: int, n_group: int) -> str | None:
+    """Why an upsampler of this kernel and stride cannot serve, or None."""
+    if stride <= 0 or kernel < stride:
+        return f"the upsampler needs filter_length ({kernel}) >= hop_length ({stride}) > 0"
+    if stride % n_group:
+        return f"hop_length {stride} is not a multiple of n_group {n_group}: each mel frame must cover whole groups"
+    return None
+
+
+# ------------------------------------------------------------------------------ the family record
+
+
+def _validate(config, source: str) -> None:
+    """WaveGlow's section, and its agreement with data_config: one-line ConfigErrors naming both keys."""
+    from ..config import ConfigError
+
+    wg, wn, d = config.model_config, config.model_config.WN_config, config.data_config
+    positive = {
+        "waveglow_config.n_mel_channels": wg.n_mel_channels,
+        "waveglow_config.n_flows": wg.n_flows,
+        "waveglow_config.n_group": wg.n_group,
+        "waveglow_config.n_early_every": wg.n_early_every,
+        "waveglow_config.WN_config.n_layers": wn.n_layers,
+        "waveglow_config.WN_config.n_channels": wn.n_channels,
+        "waveglow_config.WN_config.kernel_size": wn.kernel_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: {key} must be positive, got {value}")
+    if wn.kernel_size % 2 != 1:
+        raise ConfigError(f"{source}: waveglow_config.WN_config.kernel_size must be odd, got {wn.kernel_size}")
+    problem = flow_channels_problem(wg.n_flows, wg.n_group, wg.n_early_every, wg.n_early_size)
+    if problem:
+        raise ConfigError(f"{source}: waveglow_config: {problem}")
+    if d.n_mel_channels != wg.n_mel_channels:
+        raise ConfigError(
+            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from waveglow_config.n_mel_channels "
+            f"{wg.n_mel_channels}: the features must be what the model takes"
+        )
+    if d.hop_length % wg.n_group:
+        raise ConfigError(
+            f"{source}: data_config.hop_length {d.hop_length} is not a multiple of waveglow_config.n_group {wg.n_group}"
+        )
+    if d.filter_length < d.hop_length:
+        raise ConfigError(f"{source}: data_config.filter_length {d.filter_length} is shorter than data_config.hop_length {d.hop_length}")
+    if d.segment_length % wg.n_group:
+        raise ConfigError(
+            f"{source}: data_config.segment_length {d.segment_length} is not a multiple of waveglow_config.n_group {wg.n_group}"
+        )
+
+
+def _build(config) -> WaveGlow:
+    d = config.data_config
+    return WaveGlow(**config.model_config.to_kwargs(), upsample_kernel=d.filter_length, upsample_stride=d.hop_length)
+
+
+def _model_config(model: WaveGlow):
+    from ..config import WaveGlowConfig, WNConfig
+
+    return WaveGlowConfig(
+        n_mel_channels=model.n_mel_channels, n_flows=model.n_flows, n_group=model.n_group,
+        n_early_every=model.n_early_every, n_early_size=model.n_early_size, WN_config=WNConfig(**model.WN_config),
+    )
+
+
+def _loss(train_config):
+    from ..loss import WaveGlowLoss
+
+    return WaveGlowLoss(train_config.sigma)
+
+
+def _features(data_config):
+    from ..audio import MelSpectrogram
+
+    return MelSpectrogram.from_config(data_config)
+
+
+def _training_dataset(files, data_config):
+    from ..data import AudioDataset
+
+    return AudioDataset(files, data_config)
+
+
+def _validation_dataset(files, data_config):
+    from ..data import ValidationDataset
+
+    return ValidationDataset(files, data_config)
+
+
+def _read_foreign(obj, path: str):
+    from ..checkpoint import read_waveglow_foreign
+
+    return read_waveglow_foreign(obj, path)
+
+
+def _infer_config(state_dict, source: str) -> dict:
+    from ..checkpoint import infer_waveglow_config
+
+    return infer_waveglow_config(state_dict, source)
+
+
+def _fast(model: WaveGlow, cache_conditioning: bool):
+    from ..fast import FastWaveGlow
+
+    return FastWaveGlow(model, cache_conditioning)
+
+
+def _family():
+    from ..config import WaveGlowConfig
+    from . import ModelFamily
+
+    return ModelFamily(
+        name="waveglow",
+        section="waveglow_config",
+        config_class=WaveGlowConfig,
+        model_class=WaveGlow,
+        build=_build,
+        loss=_loss,
+        features=_features,
+        training_dataset=_training_dataset,
+        validation_dataset=_validation_dataset,
+        validate=_validate,
+        model_config=_model_config,
+        read_foreign=_read_foreign,
+        infer_config=_infer_config,
+        default_sigma=1.0,  # NVIDIA's inference.py; its paper vocodes at 0.6
+        overlap_frames=32,  # 8192 samples of context each side; see docs on long audio
+        inference_model=_fast,
+        denoiser_applies=True,
+    )
+
+
+FAMILY = _family()
