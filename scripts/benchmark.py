@@ -11,7 +11,7 @@ SNR in dB, on ``--mel`` when given (use a real mel and real weights for a meanin
 CUDA timings are synchronised before the clock stops; each row is the median of ``--repeats`` runs after ``--warmup`` untimed ones. Results go to a JSON
 file and a Markdown table, with device, torch version, date and the load average recorded.
 
-Modes: ``plain`` (the reference path, ``infer(fast=False)``), ``fast`` (``infer(fast=True)``),
+Modes: ``plain`` (the reference path, ``model.infer``), ``fast`` (``FastWaveGlow(model).infer``),
 ``fast-cached`` (fast with the 2 GB folded conditioning operator kept), ``compile``
 (``torch.compile`` of the plain path) and ``cudagraph`` (fast-cached captured in a CUDA graph).
 Precisions: ``fp32`` (TF32 off), ``tf32``, ``fp16`` and ``bf16`` (the whole model cast, as the
@@ -39,7 +39,8 @@ from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from waveglow import CheckpointError, ConfigError, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
+from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
+from waveglow.checkpoint import build_model as build_configured_model  # noqa: E402
 from waveglow.synthesis import MelError, load_mel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,7 +172,7 @@ def build_model(config_path: str, device: torch.device, seed: int) -> tuple[Wave
     """Default-initialised WaveGlow with ``end`` ~ N(0, 0.01), so no coupling is the identity."""
     config = load_config(config_path)
     torch.manual_seed(seed)
-    model = WaveGlow(**config.waveglow_config.to_kwargs())
+    model = build_configured_model(config)
     with torch.no_grad():
         for wn in model.WN:
             wn.end.weight.normal_(0, 0.01)
@@ -208,27 +209,24 @@ def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
     return None
 
 
-def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor) -> Callable[[], torch.Tensor]:
-    """A no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``.
-
-    The fast modes keep their operators on the model (``model._fast``), so each needs a model of
-    its own: on a shared one, the last mode set up would decide what every fast mode runs.
-    """
+def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor):
+    """(a no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``, the
+    FastWaveGlow it runs or None). Each fast mode builds its own FastWaveGlow from the model."""
     if mode == "plain":
-        return lambda: model.infer(mel, z=z, fast=False)
+        return (lambda: model.infer(mel, z=z)), None
     if mode in ("fast", "fast-cached"):
-        model.fast_inference(cache_conditioning=mode == "fast-cached")
-        return lambda: model.infer(mel, z=z, fast=True)
+        fast = FastWaveGlow(model, cache_conditioning=mode == "fast-cached")
+        return (lambda: fast.infer(mel, z=z)), fast
     if mode == "compile":
-        compiled = torch.compile(lambda m, zz: model.infer(m, z=zz, fast=False), dynamic=False)
-        return lambda: compiled(mel, z)
+        compiled = torch.compile(lambda m, zz: model.infer(m, z=zz), dynamic=False)
+        return (lambda: compiled(mel, z)), None
     return cuda_graph_runner(model, mel, z)
 
 
-def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> Callable[[], torch.Tensor]:
+def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor):
     """The fast path, with the cached operators, captured once for these shapes; each call replays
     it on the static inputs."""
-    model.fast_inference(cache_conditioning=True)
+    model = FastWaveGlow(model, cache_conditioning=True)
     static_mel, static_z = mel.clone(), z.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -244,7 +242,7 @@ def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> Ca
         graph.replay()
         return static_out
 
-    return run
+    return run, model
 
 
 # ----------------------------------------------------------------------------- inference
@@ -271,18 +269,16 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
     z = (args.sigma * torch.randn(batch, model.n_group, 256 * frames // model.n_group, generator=gen)).to(device)
     samples = batch * 256 * frames
     base = {"precision": precision, "seconds": samples / batch / sampling_rate, "batch": batch, "frames": frames}
-    rows, runners, models = {}, {}, {}
-    model.clear_fast_cache()  # copied below: nothing derived may travel with the copies
+    rows, runners, vocoders = {}, {}, {}
     for mode in args.modes:
         reason = skip_reason(device, precision, mode)
         if reason:
             rows[mode] = {**base, "mode": mode, "skipped": reason}
             continue
         setup_start = time.perf_counter()
-        models[mode] = model if mode in ("plain", "compile") else copy.deepcopy(model)
         # set-up and a first call; not under torch.compile on CPU, which would trace the dispatch mode
         with grad_mode(mode), PeakMemory(device, enabled=not (mode == "compile" and device.type == "cpu")) as mem:
-            runners[mode] = make_runner(models[mode], mode, mel, z)
+            runners[mode], vocoders[mode] = make_runner(model, mode, mel, z)
             runners[mode]()
         with grad_mode(mode):
             for _ in range(args.warmup - 1):
@@ -300,16 +296,16 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
     for mode in runners:
         rows[mode].update(summarise(rows[mode]["times_s"], samples, sampling_rate))
         rows[mode]["max_rel_diff_vs_plain"] = relative_difference(outputs[mode], reference)
-        rows[mode]["conditioning"] = conditioning_used(models[mode], mode, batch, z.size(2))
+        rows[mode]["conditioning"] = conditioning_used(vocoders[mode], batch, z.size(2))
         print(format_row(rows[mode]), flush=True)
     return [rows[mode] for mode in args.modes]
 
 
-def conditioning_used(model: WaveGlow, mode: str, batch: int, n: int) -> str:
-    """How the timed calls computed the conditioning, read back from the model they ran on."""
-    ops = model._fast
-    if mode in ("plain", "compile") or ops is None:
+def conditioning_used(vocoder: FastWaveGlow | None, batch: int, n: int) -> str:
+    """How the timed calls computed the conditioning, read back from the FastWaveGlow they ran (None: plain)."""
+    if vocoder is None:
         return "plain"
+    ops = vocoder.ops
     if not ops.uses_folding(batch, n):
         return "time-major"
     return "folded, cached" if ops.cache_conditioning else "folded per layer"
@@ -362,15 +358,17 @@ def accuracy_rows(
     model = inference_model(source, device, "fp32")
     mels = {s: accuracy_mel(given_mel, model.n_mel_channels, s, sampling_rate, args.seed) for s in args.lengths}
     with torch.inference_mode():
-        references = {s: model.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
-    del model
+        fast = FastWaveGlow(model)
+        references = {s: fast.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
+    del model, fast
     rows = []
     for precision in reduced:
         set_precision(precision)
         model = inference_model(source, device, precision)
+        fast = FastWaveGlow(model)
         for seconds, mel in mels.items():
             with torch.inference_mode():
-                out = model.infer(mel.to(device), sigma=0.0).float()
+                out = fast.infer(mel.to(device), sigma=0.0).float()
             ref = references[seconds]
             noise = (out - ref).pow(2).sum().item()
             snr = float("inf") if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
@@ -379,7 +377,7 @@ def accuracy_rows(
                    "nonfinite": int((~torch.isfinite(out)).sum().item())}
             rows.append(row)
             print(f"{precision} vs fp32 {row['seconds']:.2f}s: SNR {snr:.1f} dB", flush=True)
-        del model
+        del model, fast
     set_precision("fp32")
     return rows
 

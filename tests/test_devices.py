@@ -7,9 +7,11 @@ with CPU tensors exactly as CUDA does, so a CPU-made constant in a CUDA code pat
 import pytest
 import torch
 
-from waveglow import WaveGlow, WaveGlowLoss
+from waveglow import WaveGlow
 from waveglow.audio import MelSpectrogram
 from waveglow.denoiser import Denoiser
+from waveglow.fast import FastWaveGlow
+from waveglow.training import Trainer
 
 META = torch.device("meta")
 
@@ -23,24 +25,30 @@ def meta_model(tiny_config):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_inference_stays_on_the_model_device(meta_model, path, dtype):
     model = meta_model.eval().remove_weight_norm().to(dtype)
-    if path == "fast-cached":
-        model.fast_inference(cache_conditioning=True)
-    elif path == "fast-folded":
-        model.fast_inference().fold_min_steps = 0
+    vocoder = model if path == "plain" else FastWaveGlow(model, cache_conditioning=path == "fast-cached")
+    if path == "fast-folded":
+        vocoder.ops.fold_min_steps = 0
     mel = torch.empty(2, 80, 40, device=META, dtype=dtype)
     with torch.inference_mode():
         if path == "lengths":
-            audio = model.infer(mel, sigma=0.6, lengths=torch.tensor([40 * 256, 17 * 256]))
+            audio = vocoder.infer(mel, sigma=0.6, lengths=torch.tensor([40 * 256, 17 * 256]))
         else:
-            audio = model.infer(mel, sigma=0.6, fast=path != "plain")
+            audio = vocoder.infer(mel, sigma=0.6)
     assert audio.device == META and audio.dtype == dtype and audio.shape == (2, 40 * 256)
 
 
-def test_training_step_stays_on_the_model_device(meta_model, tiny_config):
-    mel, audio = torch.empty(2, 80, 17, device=META), torch.empty(2, 4096, device=META)
-    loss = WaveGlowLoss(tiny_config.train_config.sigma)(meta_model(mel, audio))
-    loss.backward()
-    assert loss.device == META and all(p.grad is not None and p.grad.device == META for p in meta_model.parameters())
+def test_the_trainers_loss_and_backward_stay_on_its_device(tiny_config):
+    """The Trainer's own loss (the family's criterion) and backward on a meta 'GPU'; CPU batches moved there.
+    (Autocast knows no meta device; the AMP path runs in tests/test_train.py on the CPU.)"""
+    trainer = Trainer(tiny_config)
+    trainer.device = META
+    trainer.criterion = trainer.family.loss(tiny_config.train_config)
+    trainer.state = trainer._new_state()
+    trainer.ddp_model = trainer.model
+    loss = trainer.loss(torch.zeros(2, 80, 17), torch.zeros(2, 4096))  # CPU batches, as the DataLoader gives
+    trainer.scaler.scale(loss).backward()
+    assert loss.device == META and loss.dtype == torch.float32
+    assert all(p.device == META and p.grad is not None and p.grad.device == META for p in trainer.model.parameters())
 
 
 def test_denoiser_and_mel_features_stay_on_the_model_device(meta_model, tiny_config):

@@ -16,7 +16,7 @@ rounding (tests/test_fast.py compares against the plain path to 1e-5 in float32)
   channels; start's bias becomes a per-tap vector, corrected at the zero-padded edges).
 * **skip halves folded into end**: ``end(sum_i skip_i)`` = ``sum_i (E S_i) acts_i + const``, so
   each res_skip layer produces C residual rows plus 2 n_in output rows instead of 2C rows.
-* **W^-1** comes from :meth:`Invertible1x1Conv.inverse_weight`, cached by weight version.
+* **W^-1** of every flow is computed once, in float32, when the object is built.
 * The gate computes half the activation, tanh(a) sigmoid(b) / 2, from 2a: the 2 is folded into
   the weights and biases of the tanh half, the 1/2 into the res and skip weights that read the
   gate's output (both linear). On CPU in float32 it is (sigmoid(2a) - 1/2) sigmoid(b), within
@@ -31,10 +31,11 @@ rounding (tests/test_fast.py compares against the plain path to 1e-5 in float32)
   ``addmm_`` calls accumulating in place), and the folded conditioning lands in that layout
   with no transpose; measured faster than mkldnn's channels-first conv1d on this CPU.
 
-Everything derived is cached on the model in a plain attribute (never a parameter or buffer, so
-state_dict() is unchanged), keyed on every parameter's (data_ptr, _version, dtype, device, shape):
-any in-place update, optimizer step, load_state_dict, .to() or remove_weight_norm() rebuilds it.
-Edits through ``param.data`` bypass the version counter; call ``model.clear_fast_cache()`` then.
+Everything derived lives in an explicit object, :class:`FastWaveGlow`, built from a model whose
+weights are then frozen; the model itself keeps nothing. The object records every parameter's
+(data_ptr, _version, dtype, device, shape) and refuses to run once any of them changed (an
+optimizer step, load_state_dict, .to(), .half(), remove_weight_norm()): build a new one then.
+Edits through ``param.data`` bypass the version counter and go unnoticed.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "FastInference", "parameter_key", "tensor_key", "select_gate",
+    "FastWaveGlow", "StaleWeightsError", "FastInference", "parameter_key", "tensor_key", "select_gate",
     "gate_time_major_", "gate_time_major_tanh_", "gate_time_major",
     "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE",
 ]
@@ -224,7 +225,7 @@ def select_gate(device: torch.device, dtype: torch.dtype):
 
 
 class FastInference:
-    """Precomputed operators for ``WaveGlow.infer(..., fast=True)``; built by :meth:`WaveGlow.fast_inference`."""
+    """Precomputed operators of a WaveGlow's inference path (see the module docstring)."""
 
     def __init__(self, model: nn.Module, cache_conditioning: bool = False) -> None:
         self.key = parameter_key(model)
@@ -234,7 +235,10 @@ class FastInference:
         supported = FoldedUpsampler.supports(model.upsample, model.n_group)
         self.upsampler = FoldedUpsampler(model.upsample, model.n_group) if supported else None
         self.flows = [FastFlow(wn, self.dtype, self.upsampler, cache_conditioning) for wn in model.WN]
-        self.convinv = model.convinv
+        self.inverse_weights = [
+            torch.linalg.inv(conv.conv.weight.detach().squeeze(-1).float()).to(self.dtype).unsqueeze(-1)
+            for conv in model.convinv
+        ]  # W_k^-1 as (c, c, 1) conv weights
         # On CUDA the scripted gate is one fused kernel; on CPU scripting does not fuse, and the
         # in-place versions (no temporaries) are the fastest measured.
         self.gate = select_gate(device, self.dtype)
@@ -292,4 +296,83 @@ class FastInference:
         return torch.stack(outputs)
 
     def inverse(self, k: int, z: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(z, self.convinv[k].inverse_weight(z.dtype))
+        return F.conv1d(z, self.inverse_weights[k].to(z.dtype))
+
+
+class StaleWeightsError(RuntimeError):
+    """The model's weights changed after its FastWaveGlow was built."""
+
+
+class FastWaveGlow:
+    """WaveGlow inference the exact fast way, for a model whose weights no longer change.
+
+    ``FastWaveGlow(model)`` builds the operators once from the model as it is (weight norm removed
+    or not); ``infer`` then computes what ``model.infer`` computes, to float rounding, with the
+    same noise. It offers the model interface the shared code uses (``hop_length``,
+    ``n_mel_channels``, ``infer``, ``sample_latent``, ``parameters``) and keeps the model as
+    ``.model``. Changing the model's weights afterwards (an optimizer step, load_state_dict,
+    ``.to()``, ``.half()``) makes ``infer`` raise :class:`StaleWeightsError`: build a new one.
+
+    ``cache_conditioning=True`` also keeps the folded conditioning operator of every layer
+    (n_flows * n_layers * 32 * 2C * 328 floats: 2 GB in float32 for the default model), the
+    fastest path at any length; ``False`` builds it per layer when the input is long enough to
+    repay that. A batch with ``lengths`` (unequal utterances padded together) runs the model's
+    masked plain path: the fast operators do not mask.
+    """
+
+    def __init__(self, model: nn.Module, cache_conditioning: bool = False) -> None:
+        self.model = model
+        self.ops = FastInference(model, cache_conditioning)
+
+    @property
+    def hop_length(self) -> int:
+        return self.model.hop_length
+
+    @property
+    def n_mel_channels(self) -> int:
+        return self.model.n_mel_channels
+
+    @property
+    def n_group(self) -> int:
+        return self.model.n_group
+
+    @property
+    def latent_steps_per_frame(self) -> int:
+        return self.model.latent_steps_per_frame
+
+    @property
+    def cache_conditioning(self) -> bool:
+        return self.ops.cache_conditioning
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def sample_latent(self, *args, **kwargs) -> torch.Tensor:
+        return self.model.sample_latent(*args, **kwargs)
+
+    def check_fresh(self) -> None:
+        if parameter_key(self.model) != self.ops.key:
+            raise StaleWeightsError(
+                "the model's weights changed after its FastWaveGlow was built (an optimizer step, "
+                "load_state_dict, .to() or .half()): build a new FastWaveGlow(model)"
+            )
+
+    @torch.no_grad()
+    def infer(
+        self,
+        mel: torch.Tensor,
+        sigma: float = 1.0,
+        *,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``model.infer(mel, sigma, z=, generator=, lengths=)``, computed the fast way: (B, n_mel, F) -> (B, hop F)."""
+        self.check_fresh()
+        if lengths is not None:
+            return self.model.infer(mel, sigma, z=z, generator=generator, lengths=lengths)
+        model = self.model
+        z, length = model.prepare_latent(mel, sigma, z, generator)
+        cond = self.ops.conditioner(mel, lambda: model.condition(mel, length), z.size(2))
+        audio = model.reverse_with(z, lambda k, audio_0: self.ops.coupling(k, audio_0, cond), self.ops.inverse)
+        return audio.permute(0, 2, 1).reshape(audio.size(0), -1)  # (B, g, n) -> (B, n * g)

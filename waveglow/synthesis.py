@@ -25,15 +25,16 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import build_model, read_checkpoint
+from .checkpoint import build_model, checkpoint_config, read_checkpoint
 from .config import DataConfig
 from .denoiser import Denoiser
+from .errors import first_line
 
 __all__ = [
     "SILENCE_LOG_MEL",
@@ -105,39 +106,36 @@ def load_mel(path: str | os.PathLike, n_mel_channels: int) -> torch.Tensor:
     return check_mel(data, n_mel_channels)
 
 
-def first_line(e: BaseException) -> str:
-    """An exception's message reduced to its first line, for one-line reports."""
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
-
-
 def load_for_inference(
     path: str | os.PathLike,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     *,
     cache_conditioning: bool = True,
-) -> tuple[nn.Module, DataConfig]:
-    """Load any checkpoint ``load_checkpoint`` reads, weight norm removed, in eval mode, with the
-    fast path's operators built.
+) -> tuple[Any, DataConfig]:
+    """Load any checkpoint ``load_checkpoint`` reads for vocoding: weight norm removed, eval mode.
 
-    Returns (model on ``device`` in ``dtype``, its data config). Files without a config
-    (NVIDIA's and DeepLearningExamples' pickles, bare state dicts) get the default data config
-    (22050 Hz, Tacotron 2 features). ``cache_conditioning`` keeps the folded conditioning
-    operators (:meth:`WaveGlow.fast_inference`): the fastest inference at any length, for 2 GB
-    (float32; 1 GB in half precision) with the default 256-channel model, built in a few seconds
-    on CPU. ``False`` saves that memory. Raises ``CheckpointError`` with a one-line message.
+    Returns (the model on ``device`` in ``dtype``, its data config). Where the family has a faster
+    exact inference object (WaveGlow: :class:`waveglow.fast.FastWaveGlow`), that object is returned
+    in the model's place: it has the same ``infer`` and keeps the model as ``.model``; it refuses
+    to run once the model's weights change. Files without a config (NVIDIA's and
+    DeepLearningExamples' pickles, bare state dicts, ksw0306's files) get their family's default
+    data config. ``cache_conditioning`` (WaveGlow) keeps the folded conditioning operators: the
+    fastest inference at any length, for 2 GB (float32; 1 GB in half precision) with the default
+    256-channel model, built in a few seconds on CPU; ``False`` saves that memory. Raises
+    ``CheckpointError`` with a one-line message.
     """
     checkpoint = read_checkpoint(path, map_location="cpu")
-    model = build_model(checkpoint.waveglow_config, checkpoint.state_dict, checkpoint.path)
+    config = checkpoint_config(checkpoint)
+    model = build_model(config, checkpoint.state_dict, checkpoint.path)
+    if config.family.restore_extra is not None:
+        config.family.restore_extra(model, checkpoint)
     model.remove_weight_norm().eval()
-    if checkpoint.config is not None:
-        data_config = checkpoint.config.data_config
-    else:
-        data_config = DataConfig(n_mel_channels=model.n_mel_channels)
     model = model.to(device=device, dtype=dtype)
-    model.fast_inference(cache_conditioning=cache_conditioning)
-    return model, data_config
+    family = config.family
+    if family.inference_model is not None:
+        model = family.inference_model(model, cache_conditioning)
+    return model, config.data_config
 
 
 # ------------------------------------------------------------------------------ synthesis
@@ -147,11 +145,11 @@ def synthesize(
     model: nn.Module,
     mel: torch.Tensor | np.ndarray | Sequence[torch.Tensor | np.ndarray],
     *,
-    sigma: float = 1.0,
+    sigma: float | None = None,
     denoiser_strength: float = 0.0,
     denoiser: Denoiser | None = None,
     chunk_frames: int | None = None,
-    overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
+    overlap_frames: int | None = None,
     generator: Generators = None,
 ) -> torch.Tensor | list[torch.Tensor]:
     """Vocode one mel or a batch; the result is float32 audio on the CPU.
@@ -160,9 +158,15 @@ def synthesize(
     a list of (n_mel, frames_i) -> a list of (hop * frames_i,). ``generator``: one generator
     (drawn from utterance by utterance, in order), one per utterance, or None (torch's global
     RNG); CPU or CUDA generators both work. ``denoiser_strength > 0`` applies ``denoiser``
-    (built from ``model`` when not given) to each utterance. Raises :class:`MelError` for an
+    (built from ``model`` when not given) to each utterance. ``sigma`` and ``overlap_frames``
+    default to the model family's (WaveGlow: 1.0 and 32 frames). Raises :class:`MelError` for an
     unusable mel.
     """
+    from .models import family_of
+
+    family = family_of(model)
+    sigma = family.default_sigma if sigma is None else sigma
+    overlap_frames = family.overlap_frames if overlap_frames is None else overlap_frames
     is_list = not isinstance(mel, (torch.Tensor, np.ndarray))
     mels = list(mel) if is_list or mel.ndim == 3 else [mel]
     mels = [check_mel(m, model.n_mel_channels) for m in mels]
@@ -184,21 +188,28 @@ def synthesize_batch(
     generator: Generators = None,
 ) -> list[torch.Tensor]:
     """Checked mels [(n_mel, frames_i)] -> float32 CPU audio [(hop * frames_i,)], in one batch."""
-    hop, steps = _hop_and_steps_per_frame(model)
+    hop, steps = model.hop_length, model.latent_steps_per_frame
     frames = [m.size(1) for m in mels]
     padded_frames = max(frames)
-    mel = torch.full((len(mels), model.n_mel_channels, padded_frames), SILENCE_LOG_MEL)  # (B, n_mel, F')
-    z = torch.zeros(len(mels), model.n_group, padded_frames * steps)  # (B, g, n')
+    mel = torch.full((len(mels), model.n_mel_channels, padded_frames), silence_value(model))  # (B, n_mel, F')
     latents = draw_latents(model, [f * steps for f in frames], sigma, generator)
+    z = torch.zeros(len(mels), *latents[0].shape[:-1], padded_frames * steps)  # (B, ..., n'), time last
     for i, (m, latent) in enumerate(zip(mels, latents)):
         mel[i, :, : frames[i]] = m
-        z[i, :, : latent.size(1)] = latent
+        z[i, ..., : latent.size(-1)] = latent
     audio = vocode_chunked(model, mel, z, chunk_frames, overlap_frames, frames)  # (B, hop * F')
     return [audio[i, : hop * f] for i, f in enumerate(frames)]
 
 
+def silence_value(model) -> float:
+    """The feature value of silence for the model's family (Tacotron 2's log-mel floor for WaveGlow)."""
+    from .models import family_of
+
+    return family_of(model).silence_feature
+
+
 def draw_latents(model: nn.Module, lengths: Sequence[int], sigma: float, generator: Generators) -> list[torch.Tensor]:
-    """sigma * N(0, 1) latents, one (g, n_i) CPU float32 tensor per utterance of n_i group steps."""
+    """sigma * N(0, 1) latents, one CPU float32 tensor per utterance of n_i latent steps (time last)."""
     if isinstance(generator, torch.Generator) or generator is None:
         generators = [generator] * len(lengths)
     else:
@@ -206,19 +217,11 @@ def draw_latents(model: nn.Module, lengths: Sequence[int], sigma: float, generat
         if len(generators) != len(lengths):
             raise ValueError(f"got {len(generators)} generators for {len(lengths)} mels")
     if sigma == 0:
-        return [torch.zeros(model.n_group, n) for n in lengths]
+        return [torch.zeros_like(model.sample_latent(1, n, 1.0, None, torch.device("meta"))[0], device="cpu") for n in lengths]
     return [
         model.sample_latent(1, n, sigma, gen, gen.device if gen is not None else torch.device("cpu"))[0].float().cpu()
         for n, gen in zip(lengths, generators)
     ]
-
-
-def _hop_and_steps_per_frame(model: nn.Module) -> tuple[int, int]:
-    """(audio samples per mel frame, group steps per mel frame)."""
-    hop = model.upsample.stride[0]
-    if hop % model.n_group:
-        raise ValueError(f"the upsampler's stride {hop} is not a multiple of n_group {model.n_group}")
-    return hop, hop // model.n_group
 
 
 # ------------------------------------------------------------------------------ chunking
@@ -294,17 +297,17 @@ def vocode_chunked(
     overlap_frames: int,
     frames: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """mel (B, n_mel, F), z (B, g, F * hop / g) -> float32 CPU audio (B, hop * F), window by window.
+    """mel (B, n_mel, F), z (B, ..., F * steps per frame) -> float32 CPU audio (B, hop * F), window by window.
 
     ``frames``: each utterance's own length when the batch is padded; windows that reach past an
     utterance's end are vocoded with the model's masking, as if that utterance ended there alone.
     """
-    hop, steps = _hop_and_steps_per_frame(model)
+    hop, steps = model.hop_length, model.latent_steps_per_frame
     parameter = next(model.parameters())
     audio = torch.zeros(mel.size(0), hop * mel.size(2))  # (B, T)
     for window in chunk_windows(mel.size(2), chunk_frames, overlap_frames):
         mel_window = mel[:, :, window.start : window.stop].to(device=parameter.device, dtype=parameter.dtype)
-        z_window = z[:, :, window.start * steps : window.stop * steps].to(parameter.device)
+        z_window = z[..., window.start * steps : window.stop * steps].to(parameter.device)
         lengths = _window_lengths(window, frames, hop)
         piece = model.infer(mel_window, z=z_window, lengths=lengths).float().cpu()  # (B, hop * (stop - start))
         audio[:, window.start * hop : window.stop * hop] += piece * crossfade_weights(window, hop)
