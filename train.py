@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train WaveGlow.
+"""Train a flow vocoder: WaveGlow, or any family of waveglow.models (the config's model section says which).
 
     python train.py -c configs/config.json
     python train.py -c configs/config.json --set train_config.batch_size=4 --set data_config.training_files=train.txt
@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value; repeatable")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest waveglow_<iteration> in output_directory")
+                        help="continue from the newest readable <family>_<iteration> (waveglow_<iteration>) in output_directory")
     parser.add_argument("--fine_tune", metavar="CHECKPOINT",
                         help="start from these weights (any supported format) with a fresh optimizer")
     parser.add_argument("-r", "--rank", type=int, default=None, help="process rank (reference-style launch)")

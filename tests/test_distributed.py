@@ -45,7 +45,11 @@ def test_two_processes_match_one_with_double_batch(tmp_path, monkeypatch):
         torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=0, msg=key)
     assert not any(k.startswith("module.") for k in two)
     # per-rank logs, and the checkpoint loads
-    assert sorted(os.listdir(tmp_path / "two")) == ["config.json", "waveglow_3"]
+    assert sorted(os.listdir(tmp_path / "two")) == ["config.json", "metrics.jsonl", "waveglow_3"]
+    from waveglow.metrics import read_metrics
+
+    records = read_metrics(str(tmp_path / "two" / "metrics.jsonl"))  # rank 0 alone writes it
+    assert [r["iteration"] for r in records] == [1, 2, 3] and all(r["samples_per_second"] > 0 for r in records)
     assert load_checkpoint(tmp_path / "two" / "waveglow_3").n_flows == 4
 
 

@@ -12,7 +12,8 @@ import torch
 
 import train
 from waveglow import load_checkpoint, save_checkpoint, WaveGlow
-from waveglow.training import EpochSampler, find_latest_checkpoint
+from waveglow.metrics import read_metrics
+from waveglow.training import EpochSampler, find_latest_checkpoint, learning_rate_at
 
 from conftest import CONFIGS, REPO, TEST_DATA
 
@@ -57,10 +58,16 @@ def test_train_writes_checkpoints_and_tensorboard(tmp_path, capsys):
     })
     assert train.main(args) == 0
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["config.json", "logs", "waveglow_2", "waveglow_4"]
+    assert sorted(os.listdir(out)) == ["config.json", "logs", "metrics.jsonl", "waveglow_2", "waveglow_4"]
     assert glob.glob(str(out / "logs" / "events.out.tfevents.*"))
     captured = capsys.readouterr().out
     assert len(_losses(captured)) == 4 and "validation loss" in captured
+    records = read_metrics(str(out / "metrics.jsonl"))
+    steps = [r for r in records if "loss" in r]
+    assert [r["iteration"] for r in steps] == [1, 2, 3, 4]
+    assert [round(r["loss"], 6) for r in steps] == [round(v, 6) for v in _losses(captured)]
+    assert all(r["learning_rate"] == 1e-3 and r["grad_norm"] > 0 and r["samples_per_second"] > 0 for r in steps)
+    assert [r["iteration"] for r in records if "validation_loss" in r] == [2, 4]
     model = load_checkpoint(out / "waveglow_4")
     audio = model.infer(torch.randn(1, 80, 10), sigma=0.6)
     assert audio.shape == (1, 2560) and torch.isfinite(audio).all()
@@ -145,7 +152,8 @@ def test_fp16_on_cpu_falls_back_with_warning(tmp_path):
         assert train.main(_args(tmp_path, **{"train_config.fp16_run": "true", "train_config.max_iterations": 1})) == 0
 
 
-def test_bfloat16_mixed_precision_on_cpu(tmp_path, capsys):
+def test_bfloat16_mixed_precision_on_cpu(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("waveglow.devices.cpu_bf16_support", lambda: (True, "test: native bf16"))
     assert train.main(_args(tmp_path, "fp32", **{"train_config.max_iterations": 3})) == 0
     fp32 = _losses(capsys.readouterr().out)
     with warnings.catch_warnings():
@@ -232,12 +240,73 @@ def test_nonfinite_losses_stop_training(tmp_path, capsys, monkeypatch):
     good = tmp_path / "out" / "waveglow_2"
     before = open(good, "rb").read()
 
-    from waveglow import training
+    from waveglow.loss import WaveGlowLoss
 
-    monkeypatch.setattr(training.WaveGlowLoss, "forward", lambda self, outputs: outputs[0].sum() * float("nan"))
+    monkeypatch.setattr(WaveGlowLoss, "forward", lambda self, outputs: outputs[0].sum() * float("nan"))
     args = _args(tmp_path, **{"train_config.max_iterations": 20, "train_config.max_nonfinite_steps": 3})
     with pytest.warns(UserWarning, match="step skipped"):
         assert train.main(args + ["--resume"]) == 1
     message = _error(capsys)
     assert "3 consecutive non-finite losses" in message and "waveglow_2" in message
     assert open(good, "rb").read() == before
+
+
+def test_bfloat16_on_a_cpu_without_native_bf16_trains_in_float32(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("waveglow.devices.cpu_bf16_support", lambda: (False, "the CPU has neither avx512_bf16 nor amx_bf16"))
+    assert train.main(_args(tmp_path, "fp32", **{"train_config.max_iterations": 2})) == 0
+    fp32 = _losses(capsys.readouterr().out)
+    with pytest.warns(UserWarning, match="bfloat16 falls back to float32 on this CPU .*neither avx512_bf16"):
+        assert train.main(_args(tmp_path, "bf16", **{"train_config.max_iterations": 2, "train_config.fp16_run": "true",
+                                                     "train_config.amp_dtype": "bfloat16"})) == 0
+    assert _losses(capsys.readouterr().out) == fp32  # float32 arithmetic: bit-equal
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
+    assert train.main(_args(tmp_path, **{"train_config.max_iterations": 4})) == 0
+    newest = tmp_path / "out" / "waveglow_4"
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 3])  # a copy cut short, a disk that filled up
+    capsys.readouterr()
+    assert train.main(_args(tmp_path, **{"train_config.max_iterations": 6}) + ["--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipping {newest}" in out and "truncated or corrupt" in out
+    assert "resuming from" in out and "waveglow_2" in out
+    assert torch.load(tmp_path / "out" / "waveglow_6", weights_only=True)["iteration"] == 6
+    records = [r for r in read_metrics(str(tmp_path / "out" / "metrics.jsonl")) if "loss" in r]
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5, 6]  # 3 and 4 of the first run dropped, then redone
+
+
+def test_step_schedule_of_the_learning_rate(tmp_path):
+    from waveglow.config import TrainConfig
+
+    t = TrainConfig(learning_rate=1e-3, lr_step_size=2, lr_gamma=0.5)
+    assert [learning_rate_at(i, t) for i in range(5)] == [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4]
+    assert learning_rate_at(10**6, TrainConfig(learning_rate=1e-4)) == 1e-4  # NVIDIA's constant rate by default
+    args = _args(tmp_path, **{"train_config.max_iterations": 4, "train_config.lr_step_size": 2})
+    assert train.main(args) == 0
+    records = read_metrics(str(tmp_path / "out" / "metrics.jsonl"))
+    assert [r["learning_rate"] for r in records] == [1e-3, 1e-3, 5e-4, 5e-4]
+
+
+def test_hop_length_200_trains_an_aligned_model(tmp_path):
+    """A 16 kHz-style hop: the upsampler steps 200 samples per frame, recorded in the checkpoint."""
+    args = _args(tmp_path, **{"train_config.max_iterations": 1, "data_config.hop_length": 200,
+                              "data_config.filter_length": 800, "data_config.win_length": 800})
+    assert train.main(args) == 0
+    model = load_checkpoint(tmp_path / "out" / "waveglow_1")
+    assert model.upsample.stride == (200,) and model.upsample.kernel_size == (800,)
+    assert model.infer(torch.zeros(1, 80, 5), sigma=0.0).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("data_config.hop_length=250", ["data_config.hop_length 250", "waveglow_config.n_group 8"]),
+    ("data_config.n_mel_channels=64", ["data_config.n_mel_channels 64", "waveglow_config.n_mel_channels 80"]),
+    ("waveglow_config.n_early_size=3", ["n_early_size 3", "even channel count"]),
+])
+def test_contradicting_settings_fail_before_training(tmp_path, capsys, setting, words):
+    assert train.main(_args(tmp_path) + ["--set", setting]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    for word in words:
+        assert word in err
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -45,6 +45,9 @@ class ProgressLog:
         if not self.enabled:
             return
         iteration = self.trainer.iteration
+        learning_rate = self.trainer.optimizer.param_groups[0]["lr"]
+        if self.trainer.metrics is not None:
+            self.trainer.metrics.step(iteration, loss, learning_rate, grad_norm, samples_per_second)
         line = f"{iteration}:\t{loss:.9f}"
         if self.bar is not None and not self.bar.disable:
             self.bar.write(line)
@@ -54,7 +57,7 @@ class ProgressLog:
             print(line, flush=True)
         if self.writer is not None:
             self.writer.add_scalar("training.loss", loss, iteration)
-            self.writer.add_scalar("learning_rate", self.trainer.optimizer.param_groups[0]["lr"], iteration)
+            self.writer.add_scalar("learning_rate", learning_rate, iteration)
             self.writer.add_scalar("samples_per_second", samples_per_second, iteration)
             if grad_norm is not None:
                 self.writer.add_scalar("grad_norm", grad_norm, iteration)
@@ -63,22 +66,23 @@ class ProgressLog:
         if not self.enabled:
             return
         self.trainer.log(f"{self.trainer.iteration}:\tvalidation loss {loss:.9f}")
+        if self.trainer.metrics is not None:
+            self.trainer.metrics.write(self.trainer.iteration, validation_loss=loss)
         if self.writer is not None:
             self.writer.add_scalar("validation.loss", loss, self.trainer.iteration)
 
     @torch.no_grad()
     def audio(self, model, validation) -> None:
-        """Vocode the first validation clips at sigma 0.6; log audio and mel images.
+        """Vocode the first validation clips at the family's sigma; log audio and mel images.
 
-        The plain path: the fast path would keep derived weights that go stale at the next step.
+        The plain path (``model.infer``): the fast path's operators would have to be built from
+        weights that the next step changes.
         """
         if not self.enabled or self.writer is None:
             return
-        from .audio import MelSpectrogram
-
         data_config = self.trainer.config.data_config
         if self.features is None:
-            self.features = MelSpectrogram.from_config(data_config).to(self.trainer.device)
+            self.features = self.trainer.family.features(data_config).to(self.trainer.device)
         features = self.features
         iteration, rate = self.trainer.iteration, data_config.sampling_rate
         model.eval()
@@ -86,7 +90,8 @@ class ProgressLog:
             mel, audio = validation[i]
             mel = mel[None].to(self.trainer.device)
             generator = torch.Generator(device=self.trainer.device).manual_seed(i)
-            vocoded = model.infer(mel, sigma=VALIDATION_SIGMA, generator=generator, fast=False).float().clamp(-1, 1)
+            sigma = min(VALIDATION_SIGMA, self.trainer.family.default_sigma)
+            vocoded = model.infer(mel, sigma=sigma, generator=generator).float().clamp(-1, 1)
             self.writer.add_audio(f"validation/{i}/vocoded", vocoded.cpu(), iteration, sample_rate=rate)
             self.writer.add_image(f"validation/{i}/vocoded_mel", mel_image(features(vocoded)[0]).cpu(), iteration)
             if not self.ground_truth_logged:
@@ -98,5 +103,7 @@ class ProgressLog:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.trainer.metrics is not None:
+            self.trainer.metrics.close()
         if self.writer is not None:
             self.writer.flush()

@@ -17,48 +17,83 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import (
-    build_model,
-    read_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from .checkpoint import CheckpointError, build_model, read_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config
-from .loss import WaveGlowLoss
-from .model import WaveGlow
+from .devices import cpu_precision, cuda_device
+from .metrics import MetricsLog
 
-__all__ = ["TrainingError", "Trainer", "find_latest_checkpoint", "checkpoint_name"]
-
-_CHECKPOINT_PATTERN = re.compile(r"^waveglow_(\d+)$")
+__all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or go on; the message says why and what to check."""
 
 
-def checkpoint_name(iteration: int) -> str:
-    return f"waveglow_{iteration}"
+# ------------------------------------------------------------------------ checkpoint policy
 
 
-def _numbered_checkpoints(directory: str) -> list[tuple[int, str]]:
-    if not os.path.isdir(directory):
-        return []
-    found = [(int(m.group(1)), os.path.join(directory, name))
-             for name in os.listdir(directory) for m in [_CHECKPOINT_PATTERN.match(name)] if m]
-    return sorted(found)
+def checkpoint_name(iteration: int, family: str = "waveglow") -> str:
+    """``<family>_<iteration>``: NVIDIA's ``waveglow_<iteration>`` for WaveGlow."""
+    return f"{family}_{iteration}"
 
 
-def find_latest_checkpoint(directory: str) -> str | None:
-    """The ``waveglow_<iteration>`` file with the highest iteration in ``directory``, if any."""
-    found = _numbered_checkpoints(directory)
-    return found[-1][1] if found else None
+@dataclass
+class CheckpointPolicy:
+    """Where a run's checkpoints go, which are kept, and which one a resume starts from."""
+
+    directory: str
+    family: str = "waveglow"
+    keep_last: int = 0  # 0 keeps all
+
+    def path(self, iteration: int) -> str:
+        return os.path.join(self.directory, checkpoint_name(iteration, self.family))
+
+    def numbered(self) -> list[tuple[int, str]]:
+        """``(iteration, path)`` of every ``<family>_<n>`` file, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
+        pattern = re.compile(rf"^{re.escape(self.family)}_(\d+)$")
+        found = [(int(m.group(1)), os.path.join(self.directory, name))
+                 for name in os.listdir(self.directory) for m in [pattern.match(name)] if m]
+        return sorted(found)
+
+    def latest(self) -> str | None:
+        found = self.numbered()
+        return found[-1][1] if found else None
+
+    def resume_point(self, log=print):
+        """The newest checkpoint that reads, as a Checkpoint; each newer unreadable one is named and skipped."""
+        for _, path in reversed(self.numbered()):
+            try:
+                return read_checkpoint(path, map_location="cpu")
+            except CheckpointError as e:
+                log(f"--resume: skipping {path}: {e}")
+        return None
+
+    def prune(self) -> None:
+        if self.keep_last > 0:
+            for _, old in self.numbered()[: -self.keep_last]:
+                os.unlink(old)
+
+
+def find_latest_checkpoint(directory: str, family: str = "waveglow") -> str | None:
+    """The ``<family>_<iteration>`` file with the highest iteration in ``directory``, if any."""
+    return CheckpointPolicy(directory, family).latest()
+
+
+def learning_rate_at(iteration: int, train_config) -> float:
+    """The step schedule: learning_rate * lr_gamma ** (iteration // lr_step_size) (constant when lr_step_size is 0)."""
+    t = train_config
+    if t.lr_step_size <= 0:
+        return t.learning_rate
+    return t.learning_rate * t.lr_gamma ** (iteration // t.lr_step_size)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -121,13 +156,36 @@ class EpochSampler(Sampler):
 
 
 @dataclass
-class _Stopped:
+class StopSignal:
+    """Set by SIGINT/SIGTERM (see :func:`install_stop_handlers`); the loop saves and exits."""
+
     signum: int | None = None
+
+
+_Stopped = StopSignal  # the name earlier releases used
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds about a run's progress."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    iteration: int = 0
+    weights_loaded: bool = False  # from a checkpoint: no data-dependent initialisation then
 
 
 @dataclass
 class Trainer:
-    """One training run. ``run()`` returns the last iteration reached."""
+    """One training run of any model family: ``setup()`` then ``run()`` (the last iteration reached).
+
+    The pieces, in the order a run uses them: precision (:meth:`_choose_precision`), state
+    (:meth:`_new_state`, :meth:`_load_start_checkpoint`), the family's data-dependent
+    initialisation (:meth:`_initialize`), one optimizer step (:meth:`train_step`), validation
+    (:meth:`validate`), the checkpoint policy (:class:`CheckpointPolicy`, :meth:`save`) and stop
+    signals (:meth:`_any_rank_stopping`). Every number goes to ``metrics.jsonl`` too.
+    """
 
     config: Config
     resume: bool = False
@@ -136,24 +194,31 @@ class Trainer:
     world_size: int = 1
     local_rank: int = 0
     log: callable = print
-    stop: _Stopped = field(default_factory=_Stopped)
+    stop: StopSignal = field(default_factory=StopSignal)
 
     def __post_init__(self) -> None:
+        self.family = self.config.family
+        self.device = cuda_device(self.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        self.is_main = self.rank == 0
+        self.output_directory = self.config.train_config.output_directory
+        self.checkpoints = CheckpointPolicy(self.output_directory, self.family.name, self.config.train_config.keep_last)
+        self._choose_precision()
+
+    def _choose_precision(self) -> None:
+        """AMP on CUDA (float16 or bfloat16); on the CPU bfloat16 only, and only where the CPU has it natively."""
         t = self.config.train_config
-        # local_rank modulo the visible GPUs, as init_distributed sets it: launchers that give each
-        # process one GPU through CUDA_VISIBLE_DEVICES leave local ranks past the device count.
-        cuda = torch.cuda.is_available()
-        self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count()) if cuda else torch.device("cpu")
         self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
-        # CPU autocast runs bfloat16 only: float16 mixed precision falls back to float32 there.
         self.use_amp = t.fp16_run and (self.device.type == "cuda" or self.amp_dtype == torch.bfloat16)
-        if t.fp16_run and not self.use_amp and self.rank == 0:
+        if t.fp16_run and not self.use_amp and self.is_main:
             warnings.warn(
                 "fp16_run with amp_dtype float16 needs CUDA; training in float32 on the CPU "
-                "(amp_dtype bfloat16 runs mixed precision there)", stacklevel=2,
+                "(amp_dtype bfloat16 runs mixed precision there)", stacklevel=3,
             )
-        self.output_directory = t.output_directory
-        self.is_main = self.rank == 0
+        if self.use_amp and self.device.type == "cpu":
+            with warnings.catch_warnings():
+                if not self.is_main:
+                    warnings.simplefilter("ignore")
+                self.use_amp = cpu_precision(self.amp_dtype, "train_config.amp_dtype bfloat16") == torch.bfloat16
 
     # ---------------------------------------------------------------- setup
 
@@ -161,25 +226,52 @@ class Trainer:
         t = self.config.train_config
         torch.manual_seed(t.seed)
         self._check_output_directory()
-        self.dataset = self._training_dataset()
-        self.model = WaveGlow(**self.config.waveglow_config.to_kwargs()).to(self.device)
-        self.criterion = WaveGlowLoss(t.sigma)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
-        self.iteration = 0
+        self.dataset = self.family.training_dataset(self._file_list(self.config.data_config.training_files, "training_files"), self.config.data_config)
+        self.criterion = self.family.loss(t)
+        self.state = self._new_state()
         self._load_start_checkpoint()
-        self.ddp_model = self.model
-        if self.world_size > 1:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.sampler = EpochSampler(len(self.dataset), t.batch_size, t.seed, self.rank, self.world_size)
         self.loader = DataLoader(
             _SeededItems(self.dataset), batch_size=t.batch_size, sampler=self.sampler,
             num_workers=t.num_workers, pin_memory=self.device.type == "cuda", drop_last=True,
             generator=torch.Generator().manual_seed(t.seed),
         )
-        self.validation = self._validation_dataset()
+        self._initialize()
+        self.ddp_model = self.model
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        path = self.config.data_config.validation_files
+        self.validation = self.family.validation_dataset(self._file_list(path, "validation_files"), self.config.data_config) if path else None
         self.writer = self._tensorboard() if self.is_main else None
+        self.metrics = MetricsLog(os.path.join(self.output_directory, "metrics.jsonl"), self.iteration) if self.is_main else None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.state.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.state.optimizer
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler:
+        return self.state.scaler
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @iteration.setter
+    def iteration(self, value: int) -> None:
+        self.state.iteration = value
+
+    def _new_state(self) -> TrainingState:
+        t = self.config.train_config
+        model = build_model(self.config, source=f"{self.family.section}").to(self.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        return TrainingState(model, optimizer, scaler)
 
     def _check_output_directory(self) -> None:
         if not self.is_main:
@@ -212,20 +304,6 @@ class Trainer:
             raise TrainingError(f"data_config.{key} {path}: {len(missing)} listed files do not exist (first: {missing[0]})")
         return files
 
-    def _training_dataset(self) -> Dataset:
-        from .data import AudioDataset
-
-        files = self._file_list(self.config.data_config.training_files, "training_files")
-        return AudioDataset(files, self.config.data_config)
-
-    def _validation_dataset(self) -> Dataset | None:
-        from .data import ValidationDataset
-
-        path = self.config.data_config.validation_files
-        if not path:
-            return None
-        return ValidationDataset(self._file_list(path, "validation_files"), self.config.data_config)
-
     def _tensorboard(self):
         if not self.config.train_config.with_tensorboard:
             return None
@@ -234,19 +312,21 @@ class Trainer:
         return SummaryWriter(os.path.join(self.output_directory, "logs"), purge_step=self.iteration + 1)
 
     def _load_start_checkpoint(self) -> None:
-        t = self.config.train_config
-        path = t.checkpoint_path
+        """Resume (newest readable checkpoint of this run), fine-tune (weights only), or checkpoint_path."""
+        path = self.config.train_config.checkpoint_path
+        checkpoint = None
         if self.resume:
-            latest = find_latest_checkpoint(self.output_directory)
-            if latest is None:
-                self.log(f"--resume: no waveglow_<iteration> checkpoint in {self.output_directory}; starting fresh")
-            path = latest or path
+            checkpoint = self.checkpoints.resume_point(self.log)
+            if checkpoint is None:
+                self.log(f"--resume: no readable {checkpoint_name('<iteration>', self.family.name)} checkpoint in "
+                         f"{self.output_directory}; starting fresh")
         if self.fine_tune:
             self._load_weights(read_checkpoint(self.fine_tune, map_location="cpu"), "fine-tuning from")
-        if not path:
+        if checkpoint is None and path:
+            checkpoint = read_checkpoint(path, map_location="cpu")
+        if checkpoint is None:
             return
-        checkpoint = read_checkpoint(path, map_location="cpu")
-        if checkpoint.kind != "waveglow":
+        if not checkpoint.is_ours:
             self._load_weights(checkpoint, "fine-tuning (weights only, fresh optimizer) from")
             return
         self._load_weights(checkpoint, "resuming from")
@@ -254,28 +334,37 @@ class Trainer:
             self.optimizer.load_state_dict(checkpoint.optimizer)
         if checkpoint.scaler is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(checkpoint.scaler)
-        for group in self.optimizer.param_groups:
-            group["lr"] = t.learning_rate
         self.iteration = checkpoint.iteration
         if checkpoint.rng_state is not None:
             restore_rng_state(checkpoint.rng_state)
 
     def _load_weights(self, checkpoint, verb: str) -> None:
-        model = build_model(self.config.waveglow_config.to_kwargs(), checkpoint.state_dict, checkpoint.path)
+        if checkpoint.family != self.family.name:
+            raise TrainingError(f"{checkpoint.path}: holds a {checkpoint.family} model, but the config trains {self.family.name}")
+        model = build_model(self.config, checkpoint.state_dict, checkpoint.path)
         self.model.load_state_dict(model.state_dict())
+        self.state.weights_loaded = True
+        if self.family.restore_extra is not None:
+            self.family.restore_extra(self.model, checkpoint)
         self.log(f"{verb} {checkpoint.path} ({checkpoint.kind} format, iteration {checkpoint.iteration})")
+
+    def _initialize(self) -> None:
+        """The family's data-dependent initialisation, on the first training batch, before DDP wraps the model."""
+        if self.family.initialize is None or self.state.weights_loaded:
+            return
+        self.sampler.set_epoch(0)
+        mel, audio = next(iter(self.loader))
+        self.family.initialize(self.model, mel.to(self.device), audio.to(self.device))
+        self.log(f"initialised {self.family.name} from the first batch")
 
     # ---------------------------------------------------------------- steps
 
     def train_step(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[float, float | None]:
         """One optimizer step. Returns (loss averaged over ranks, gradient norm or None if skipped)."""
-        mel = mel.to(self.device, non_blocking=True)
-        audio = audio.to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate_at(self.iteration, self.config.train_config)
         self.optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext()
-        with autocast:
-            outputs = self.ddp_model(mel, audio)
-        loss = self.criterion(outputs)
+        loss = self.loss(mel, audio)
         reduced = self._average(loss.detach())
         if not math.isfinite(reduced):
             return reduced, None  # every rank sees the same average, so every rank skips
@@ -287,6 +376,15 @@ class Trainer:
         self.scaler.update()
         return reduced, float(grad_norm)
 
+    def loss(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """The family's loss of one batch on the training device, under autocast when AMP is on."""
+        mel = mel.to(self.device, non_blocking=True)
+        audio = audio.to(self.device, non_blocking=True)
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.use_amp else nullcontext()
+        with autocast:
+            outputs = self.ddp_model(mel, audio)
+        return self.criterion(outputs)
+
     def _average(self, value: torch.Tensor) -> float:
         if self.world_size > 1:
             value = value.clone()
@@ -297,14 +395,12 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> float:
         """Mean loss over the fixed validation crops (each rank its share, averaged)."""
-        self.model.eval()
         total, count = torch.zeros((), device=self.device), torch.zeros((), device=self.device)
-        for i in range(self.rank, len(self.validation), self.world_size):
-            mel, audio = self.validation[i]
-            loss = self.criterion(self.model(mel[None].to(self.device), audio[None].to(self.device)))
-            total += loss
-            count += 1
-        self.model.train()
+        with evaluating(self.model):
+            for i in range(self.rank, len(self.validation), self.world_size):
+                mel, audio = self.validation[i]
+                total += self.criterion(self.model(mel[None].to(self.device), audio[None].to(self.device)))
+                count += 1
         if self.world_size > 1:
             both = torch.stack([total, count])
             dist.all_reduce(both)
@@ -312,22 +408,19 @@ class Trainer:
         return (total / count.clamp(min=1)).item()
 
     def save(self) -> str | None:
+        """Write ``<family>_<iteration>`` atomically (rank 0), then prune to keep_last."""
         if not self.is_main:
             return None
-        path = os.path.join(self.output_directory, checkpoint_name(self.iteration))
+        path = self.checkpoints.path(self.iteration)
+        extra = self.family.checkpoint_extra(self.model) if self.family.checkpoint_extra is not None else None
         save_checkpoint(
             path, self.model, self.config, optimizer=self.optimizer,
             scaler=self.scaler if self.scaler.is_enabled() else None,
-            iteration=self.iteration, learning_rate=self.config.train_config.learning_rate,
+            iteration=self.iteration, learning_rate=learning_rate_at(self.iteration, self.config.train_config),
+            extra=extra,
         )
-        self._prune_checkpoints()
+        self.checkpoints.prune()
         return path
-
-    def _prune_checkpoints(self) -> None:
-        keep = self.config.train_config.keep_last
-        if keep > 0:
-            for _, old in _numbered_checkpoints(self.output_directory)[:-keep]:
-                os.unlink(old)
 
     # ---------------------------------------------------------------- loop
 
@@ -346,7 +439,6 @@ class Trainer:
     def run(self) -> int:
         from .monitor import ProgressLog
 
-        t = self.config.train_config
         total = self.total_iterations()
         if self.iteration >= total:
             self.log(f"already at iteration {self.iteration} of {total}; nothing to do")
@@ -354,29 +446,28 @@ class Trainer:
         progress = ProgressLog(self, total)
         nonfinite = 0
         self.model.train()
-        for mel, audio in self.batches():
-            started = time.perf_counter()
-            loss, grad_norm = self.train_step(mel, audio)
-            self.iteration += 1
-            if grad_norm is None:
-                nonfinite += 1
-                self._handle_nonfinite(loss, nonfinite)
-            else:
-                nonfinite = 0
-            samples = audio.numel() * self.world_size
-            progress.step(loss, grad_norm, samples / (time.perf_counter() - started))
-            if nonfinite == 0:
-                self._periodic(progress)
-            if self._any_rank_stopping():
-                path = self.save()
-                self.log(f"stopped by signal {self.stop.signum} at iteration {self.iteration}"
-                         + (f"; saved {path}" if path else ""))
-                break
-            if self.iteration >= total:
-                if self.iteration % t.iters_per_checkpoint:
-                    self.save()
-                break
-        progress.close()
+        try:
+            for mel, audio in self.batches():
+                started = time.perf_counter()
+                loss, grad_norm = self.train_step(mel, audio)
+                self.iteration += 1
+                nonfinite = nonfinite + 1 if grad_norm is None else 0
+                if nonfinite:
+                    self._handle_nonfinite(loss, nonfinite)
+                progress.step(loss, grad_norm, audio.numel() * self.world_size / (time.perf_counter() - started))
+                if nonfinite == 0:
+                    self._periodic(progress)
+                if self._any_rank_stopping():
+                    path = self.save()
+                    self.log(f"stopped by signal {self.stop.signum} at iteration {self.iteration}"
+                             + (f"; saved {path}" if path else ""))
+                    break
+                if self.iteration >= total:
+                    if self.iteration % self.config.train_config.iters_per_checkpoint:
+                        self.save()
+                    break
+        finally:
+            progress.close()
         return self.iteration
 
     def _any_rank_stopping(self) -> bool:
@@ -395,7 +486,7 @@ class Trainer:
         if self.is_main:
             warnings.warn(f"iteration {self.iteration}: loss is {loss}; step skipped ({count} in a row)", stacklevel=2)
         if count >= limit:
-            latest = find_latest_checkpoint(self.output_directory)
+            latest = self.checkpoints.latest()
             raise TrainingError(
                 f"{count} consecutive non-finite losses at iteration {self.iteration}; likely causes: silent or "
                 "zero-padded crops (set data_config.min_crop_rms, check files with scripts/prepare_dataset.py), "
@@ -411,6 +502,17 @@ class Trainer:
             progress.validation(self.validate())
         if self.validation is not None and t.iters_per_audio and self.iteration % t.iters_per_audio == 0:
             progress.audio(self.model, self.validation)
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module):
+    """Eval mode inside, the previous mode restored after, even when the body raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def install_stop_handlers(stop: _Stopped) -> dict:
