@@ -24,20 +24,20 @@ from tqdm import tqdm
 
 from waveglow.checkpoint import CheckpointError
 from waveglow.config import DataConfig
+from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
 from waveglow.denoiser import Denoiser
+from waveglow.devices import cpu_bf16_support, default_device
+from waveglow.errors import first_line
+from waveglow.models import family_of
 from waveglow.synthesis import (
-    DEFAULT_OVERLAP_FRAMES,
     MelError,
     check_mel,
-    first_line,
     load_for_inference,
     load_mel,
     synthesize,
     write_wav,
 )
 
-MEL_SUFFIXES = (".pt", ".npy")
-AUDIO_SUFFIXES = (".wav", ".flac")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="mel files (.pt/.npy), directories of them, or text file lists")
     parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
     parser.add_argument("-o", "--output_dir", required=True)
-    parser.add_argument("-s", "--sigma", type=float, default=1.0)
+    parser.add_argument("-s", "--sigma", type=float, default=None,
+                        help="noise scale (temperature); default: the model family's (WaveGlow 1.0, FloWaveNet 0.8)")
     parser.add_argument("--sampling_rate", type=int, default=None,
                         help="WAV header rate; default: the checkpoint's data_config (22050 when it has none)")
     parser.add_argument("--is_fp16", action="store_true", help="same as --dtype float16 (CUDA only)")
@@ -65,8 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None, help="file i uses seed + i; default: random")
     parser.add_argument("--chunk_frames", type=int, default=1024,
                         help="vocode longer mels in chunks of this many frames; 0: never chunk")
-    parser.add_argument("--overlap_frames", type=int, default=DEFAULT_OVERLAP_FRAMES,
-                        help="context frames on each side of a chunk")
+    parser.add_argument("--overlap_frames", type=int, default=None,
+                        help="context frames on each side of a chunk; default: the model family's (WaveGlow 32)")
     parser.add_argument("--low_memory", action="store_true",
                         help="do not keep the folded conditioning operators (2 GB in float32 for the default "
                              "model): slower, and the peak memory of the model alone")
@@ -80,9 +81,9 @@ def check_settings(args: argparse.Namespace) -> str | None:
     """A one-line complaint about an unusable combination of flags, or None."""
     if args.batch_size < 1:
         return f"--batch_size must be at least 1, got {args.batch_size}"
-    if args.chunk_frames < 0 or args.overlap_frames < 0:
+    if args.chunk_frames < 0 or (args.overlap_frames or 0) < 0:
         return "--chunk_frames and --overlap_frames must be >= 0"
-    if 0 < args.chunk_frames < max(1, args.overlap_frames):
+    if args.overlap_frames is not None and 0 < args.chunk_frames < max(1, args.overlap_frames):
         return f"--chunk_frames ({args.chunk_frames}) must be at least --overlap_frames ({args.overlap_frames})"
     if args.device == "cuda" and not torch.cuda.is_available():
         return "--device cuda: no CUDA device is available"
@@ -94,11 +95,23 @@ def check_settings(args: argparse.Namespace) -> str | None:
 
 
 def device_name(args: argparse.Namespace) -> str:
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return default_device(args.device).type
 
 
 def dtype_name(args: argparse.Namespace) -> str:
     return "float16" if args.is_fp16 else (args.dtype or "float32")
+
+
+def effective_dtype(args: argparse.Namespace) -> str:
+    """The dtype to run: bfloat16 on a CPU without native bf16 falls back to float32, with one warning."""
+    name = dtype_name(args)
+    if name == "bfloat16" and device_name(args) == "cpu":
+        native, reason = cpu_bf16_support()
+        if not native:
+            print(f"warning: --dtype bfloat16 runs as float32 on this CPU ({reason}): emulated bf16 is "
+                  "6-30x slower than float32", file=sys.stderr)
+            return "float32"
+    return name
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -114,7 +127,7 @@ def discover_inputs(paths: list[str], suffixes: tuple[str, ...]) -> tuple[list[s
             files.append(path)
         else:
             try:
-                files += read_file_list(path)
+                files += read_file_list(path, suffixes)
             except OSError as e:
                 errors.append(f"{path}: cannot read file list: {e.strerror or e}")
             except UnicodeDecodeError:
@@ -122,39 +135,25 @@ def discover_inputs(paths: list[str], suffixes: tuple[str, ...]) -> tuple[list[s
     return files, errors
 
 
-def read_file_list(path: str) -> list[str]:
-    """One input per line (``path`` or ``path|transcript``); relative paths also tried from the list's folder."""
-    with open(path, encoding="utf-8") as f:
-        entries = [line.split("|")[0].strip() for line in f]
-    folder = os.path.dirname(os.path.abspath(path))
-    return [_resolve(e, folder) for e in entries if e and not e.startswith("#")]
-
-
-def _resolve(entry: str, folder: str) -> str:
-    beside_list = os.path.join(folder, entry)
-    if not os.path.isabs(entry) and not os.path.exists(entry) and os.path.exists(beside_list):
-        return beside_list
-    return entry
-
-
 def mel_from_wav(path: str, features, data_config: DataConfig, args: argparse.Namespace) -> torch.Tensor:
-    """--wav mode: the model's own features (``features``, a MelSpectrogram) of an audio file -> (n_mel, frames)."""
+    """--wav mode: the model family's own features (``features``) of an audio file -> (n_mel, frames)."""
     from waveglow.audio import load_audio
 
     audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix)  # (T,)
     if audio.numel() == 0:
         raise MelError("empty audio file")
     with torch.no_grad():
-        mel = features(audio.unsqueeze(0))[0]  # (n_mel, 1 + T // hop)
+        mel = features(features.prepare_audio(audio.unsqueeze(0)))[0]  # (n_mel, 1 + T // hop)
     return check_mel(mel, data_config.n_mel_channels)
 
 
-def load_inputs(files: list[str], n_mel: int, data_config: DataConfig, args: argparse.Namespace, report) -> list[Utterance]:
+def load_inputs(files: list[str], model, data_config: DataConfig, args: argparse.Namespace, report) -> list[Utterance]:
     """Read every input's mel; failures go to ``report`` and are skipped."""
+    n_mel = model.n_mel_channels
     if args.wav:
-        from waveglow.audio import AudioError, MelSpectrogram
+        from waveglow.audio import AudioError
 
-        features = MelSpectrogram.from_config(data_config)  # the filterbank once, not per file
+        features = family_of(model).features(data_config)  # the filterbank once, not per file
         expected: tuple[type[Exception], ...] = (MelError, AudioError, OSError)
     else:
         expected = (MelError,)
@@ -238,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         model, data_config = load_for_inference(
-            args.waveglow_path, device_name(args), DTYPES[dtype_name(args)], cache_conditioning=not args.low_memory
+            args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], cache_conditioning=not args.low_memory
         )
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -249,13 +248,24 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("error: --wav needs waveglow.audio, which this installation lacks", file=sys.stderr)
             return 1
+    family = family_of(model)
+    args.sigma = family.default_sigma if args.sigma is None else args.sigma
+    args.overlap_frames = family.overlap_frames if args.overlap_frames is None else args.overlap_frames
+    if 0 < args.chunk_frames < max(1, args.overlap_frames):
+        print(f"error: --chunk_frames ({args.chunk_frames}) must be at least the overlap ({args.overlap_frames} frames)",
+              file=sys.stderr)
+        return 2
+    if args.denoiser_strength > 0 and not family.denoiser_applies:
+        print(f"error: --denoiser_strength: the denoiser does not apply to {family.name} (see docs/{family.name}.md)",
+              file=sys.stderr)
+        return 2
     sampling_rate = args.sampling_rate or data_config.sampling_rate
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
 
     files, errors = discover_inputs(args.filelist_path, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
     for message in errors:
         report(message)
-    utterances = load_inputs(files, model.n_mel_channels, data_config, args, report)
+    utterances = load_inputs(files, model, data_config, args, report)
     utterances.sort(key=lambda u: u.mel.size(1))  # similar lengths share a batch: less padding
     denoiser = Denoiser(model) if args.denoiser_strength > 0 else None
 

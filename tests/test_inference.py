@@ -148,7 +148,8 @@ def test_bad_checkpoint_and_settings(tmp_path, checkpoint, capsys):
     assert "broken.pt" in err and "Traceback" not in err
 
 
-def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint):
+def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setattr(inference, "cpu_bf16_support", lambda: (True, "test: native bf16"))
     torch.save(_mel(40), tmp_path / "x.pt")
     common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "2", "--device", "cpu"]
     assert _run(*common, "-o", str(tmp_path / "fp32")) == 0
@@ -158,6 +159,17 @@ def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint):
     error = (bf16.astype(float) - fp32).std()
     assert fp32.std() > 100 and 0 < error < 0.03 * fp32.std()  # SNR over 30 dB (measured 43): close, not equal
     assert _run(*common, "-o", str(tmp_path / "fp16"), "--dtype", "float16") == 2
+
+
+def test_bfloat16_without_native_support_runs_float32(tmp_path, checkpoint, monkeypatch, capsys):
+    """An AVX2-only CPU emulates bf16 6-30x slower than float32: inference.py runs float32 and says why."""
+    monkeypatch.setattr(inference, "cpu_bf16_support", lambda: (False, "the CPU has neither avx512_bf16 nor amx_bf16"))
+    torch.save(_mel(20), tmp_path / "x.pt")
+    common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "2", "--device", "cpu"]
+    assert _run(*common, "-o", str(tmp_path / "fp32")) == 0
+    assert _run(*common, "-o", str(tmp_path / "bf16"), "--dtype", "bfloat16") == 0
+    assert "bfloat16 runs as float32 on this CPU (the CPU has neither avx512_bf16" in capsys.readouterr().err
+    assert np.array_equal(_read(tmp_path / "fp32" / "x_synthesis.wav")[1], _read(tmp_path / "bf16" / "x_synthesis.wav")[1])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -172,8 +184,8 @@ def test_cuda_half_precision(tmp_path, checkpoint, dtype):
 
 
 def test_low_memory_gives_the_same_audio(tmp_path, checkpoint):
-    assert load_for_inference(checkpoint)[0]._fast.cache_conditioning
-    assert not load_for_inference(checkpoint, cache_conditioning=False)[0]._fast.cache_conditioning
+    assert load_for_inference(checkpoint)[0].cache_conditioning
+    assert not load_for_inference(checkpoint, cache_conditioning=False)[0].cache_conditioning
     torch.save(_mel(300), tmp_path / "x.pt")  # long enough for the folded conditioning
     common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "1"]
     assert _run(*common, "-o", str(tmp_path / "cached")) == 0

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from waveglow import WaveGlow, WaveGlowLoss, load_config
-from waveglow.model import WN, Invertible1x1Conv, fold, unfold
+from waveglow.models.waveglow import WN, Invertible1x1Conv, fold, unfold
 
 from conftest import CONFIGS, randomize_end
 

@@ -113,6 +113,10 @@ class MelSpectrogram(nn.Module):
             mel_fmax=data_config.mel_fmax,
         )
 
+    def prepare_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio as this recipe's features expect it: Tacotron 2's takes it as read (no normalisation)."""
+        return audio
+
     def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
         """Magnitude STFT: (B, T) -> (B, filter_length // 2 + 1, 1 + T // hop_length), in audio's dtype."""
         if audio.shape[-1] <= self.filter_length // 2:

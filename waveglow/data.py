@@ -7,8 +7,9 @@ File lists come in three forms, all read by :func:`read_file_list`:
 - LJSpeech's ``metadata.csv`` (``id|text|normalized``): an entry without an audio file extension
   is an utterance id, read from ``wavs/<id>.wav`` beside the list.
 
-Relative paths resolve against the folder holding the list. Blank lines and lines starting with
-``#`` are skipped.
+Relative paths resolve against the folder holding the list (or, where only that exists, the
+working directory, as NVIDIA's lists of repository-relative paths expect). Blank lines and lines
+starting with ``#`` are skipped. The same reader serves mel lists (``suffixes=MEL_SUFFIXES``).
 """
 
 from __future__ import annotations
@@ -22,31 +23,36 @@ from torch.utils.data import Dataset
 
 from .audio import MelSpectrogram, load_audio
 
-__all__ = ["AUDIO_SUFFIXES", "read_file_list", "crop_segment", "AudioDataset", "ValidationDataset"]
+__all__ = ["AUDIO_SUFFIXES", "MEL_SUFFIXES", "read_file_list", "crop_segment", "AudioDataset", "ValidationDataset"]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64", ".caf")
+MEL_SUFFIXES = (".pt", ".npy")
 MAX_CROP_DRAWS = 10  # attempts at a crop louder than data_config.min_crop_rms
 
 
-def _resolve_entry(entry: str, folder: str) -> str:
-    """One list entry -> an absolute, normalised audio path."""
+def _resolve_entry(entry: str, folder: str, suffixes: tuple[str, ...]) -> str:
+    """One list entry -> a normalised path: beside the list, else as given when only that exists."""
     entry = os.path.expanduser(entry)
-    if not entry.lower().endswith(AUDIO_SUFFIXES):
+    if suffixes == AUDIO_SUFFIXES and not entry.lower().endswith(AUDIO_SUFFIXES):
         entry = os.path.join("wavs", entry + ".wav")  # an LJSpeech utterance id
-    return os.path.normpath(os.path.join(folder, entry))
+    beside_list = os.path.normpath(os.path.join(folder, entry))
+    if not os.path.isabs(entry) and not os.path.exists(beside_list) and os.path.exists(entry):
+        return os.path.normpath(entry)
+    return beside_list
 
 
-def read_file_list(path: str | os.PathLike) -> list[str]:
-    """Audio paths listed in ``path`` (any of the three forms), resolved and in file order.
+def read_file_list(path: str | os.PathLike, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> list[str]:
+    """Paths listed in ``path`` (any of the three forms), resolved and in file order.
 
-    Raises OSError when the list cannot be read and UnicodeDecodeError (a ValueError) when it is
-    not UTF-8 text.
+    ``suffixes``: what the entries are; with the audio suffixes (the default) an entry without
+    one is an LJSpeech id. Raises OSError when the list cannot be read and UnicodeDecodeError
+    (a ValueError) when it is not UTF-8 text.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as f:
         entries = [line.split("|", 1)[0].strip() for line in f]
-    return [_resolve_entry(e, folder) for e in entries if e and not e.startswith("#")]
+    return [_resolve_entry(e, folder, suffixes) for e in entries if e and not e.startswith("#")]
 
 
 def crop_segment(audio: torch.Tensor, start: int, length: int) -> torch.Tensor:
