@@ -161,6 +161,24 @@ class WN(nn.Module):
             layer.remove_weight_norm()
 
 
+def affine_coupling(audio: torch.Tensor, net) -> tuple[torch.Tensor, torch.Tensor]:
+    """One affine coupling: (B, c, n) -> (cat(a_0, exp(log_s) a_1 + b), log_s), where net(a_0) = cat(b, log_s)."""
+    n_half = audio.size(1) // 2
+    audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
+    output = net(audio_0)  # (B, 2 * n_half, n)
+    b, log_s = output[:, :n_half], output[:, n_half:]
+    return torch.cat([audio_0, torch.exp(log_s) * audio_1 + b], 1), log_s
+
+
+def affine_coupling_inverse(audio: torch.Tensor, net) -> torch.Tensor:
+    """The inverse of :func:`affine_coupling`: (B, c, n) -> cat(a_0, (a_1 - b) / exp(log_s))."""
+    n_half = audio.size(1) // 2
+    audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
+    output = net(audio_0)  # (B, 2 * n_half, n)
+    b, log_s = output[:, :n_half], output[:, n_half:]
+    return torch.cat([audio_0, (audio_1 - b) / torch.exp(log_s)], 1)
+
+
 def gated_activation(x: torch.Tensor, n_channels: int) -> torch.Tensor:
     """tanh(first half) * sigmoid(second half): (B, 2C, n) -> (B, C, n)."""
     return torch.tanh(x[:, :n_channels]) * torch.sigmoid(x[:, n_channels:])
@@ -256,13 +274,8 @@ class WaveGlow(nn.Module):
                 audio = audio[:, self.n_early_size :]
             audio, log_det_W = self.convinv[k](audio)
             log_det_W_list.append(log_det_W)
-            n_half = audio.size(1) // 2
-            audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
-            output = self.WN[k](audio_0, spect)  # (B, 2 * n_half, n)
-            b, log_s = output[:, :n_half], output[:, n_half:]
-            audio_1 = torch.exp(log_s) * audio_1 + b
+            audio, log_s = affine_coupling(audio, lambda audio_0: self.WN[k](audio_0, spect))
             log_s_list.append(log_s)
-            audio = torch.cat([audio_0, audio_1], 1)
         output_audio.append(audio)
         return torch.cat(output_audio, 1), log_s_list, log_det_W_list
 
@@ -344,12 +357,7 @@ class WaveGlow(nn.Module):
         es = self.n_early_size
         audio, early = z[:, self.n_group - self.n_remaining_channels :], z[:, : self.n_group - self.n_remaining_channels]
         for k in reversed(range(self.n_flows)):
-            n_half = audio.size(1) // 2
-            audio_0, audio_1 = audio[:, :n_half], audio[:, n_half:]
-            output = coupling(k, audio_0)  # (B, 2 * n_half, n)
-            b, log_s = output[:, :n_half], output[:, n_half:]
-            audio_1 = (audio_1 - b) / torch.exp(log_s)
-            audio = inverse(k, torch.cat([audio_0, audio_1], 1))
+            audio = inverse(k, affine_coupling_inverse(audio, lambda audio_0: coupling(k, audio_0)))
             if self.is_early_exit(k):
                 audio, early = torch.cat([early[:, -es:], audio], 1), early[:, :-es]
         return audio
