@@ -40,7 +40,7 @@ from torch.utils._pytree import tree_flatten
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
-from waveglow.checkpoint import build_model as build_configured_model  # noqa: E402
+from waveglow.checkpoint import build_model  # noqa: E402
 from waveglow.synthesis import MelError, load_mel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,11 +168,11 @@ def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repea
 # ----------------------------------------------------------------------------- set-up
 
 
-def build_model(config_path: str, device: torch.device, seed: int) -> tuple[WaveGlow, object]:
+def random_model(config_path: str, device: torch.device, seed: int) -> tuple[WaveGlow, object]:
     """Default-initialised WaveGlow with ``end`` ~ N(0, 0.01), so no coupling is the identity."""
     config = load_config(config_path)
     torch.manual_seed(seed)
-    model = build_configured_model(config)
+    model = build_model(config)
     with torch.no_grad():
         for wn in model.WN:
             wn.end.weight.normal_(0, 0.01)
@@ -185,7 +185,7 @@ def source_model(args: argparse.Namespace) -> WaveGlow:
     Raises CheckpointError or ConfigError."""
     if args.checkpoint:
         return load_checkpoint(args.checkpoint, map_location="cpu")
-    return build_model(args.config, torch.device("cpu"), args.seed)[0]
+    return random_model(args.config, torch.device("cpu"), args.seed)[0]
 
 
 def inference_model(source: WaveGlow, device: torch.device, precision: str) -> WaveGlow:
@@ -398,7 +398,7 @@ def training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
     rows = []
     for precision in args.train_precisions:
         set_precision("fp32")
-        model, config = build_model(args.config, device, args.seed)
+        model, config = random_model(args.config, device, args.seed)
         model.train()
         loss_fn = WaveGlowLoss(config.train_config.sigma)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train_config.learning_rate)
