@@ -152,6 +152,24 @@ def read_outside_wav(path: str, rate: int) -> np.ndarray:
     return load_audio(path, rate, downmix=True).numpy()
 
 
+def read_reference(path: str, rate: int, features: torch.nn.Module) -> np.ndarray:
+    """A reference clip at the evaluation rate -> (T,); AudioError naming the file if it cannot be used."""
+    clip = load_audio(path, rate, resample=True, downmix=True).numpy()
+    try:
+        evaluation.log_mel(features, clip)
+    except ValueError as e:  # too short for the features: say so once, not once per system
+        raise AudioError(f"{path}: {e}") from None
+    return clip
+
+
+def warm_up(systems: list[System], rate: int) -> None:
+    """Vocode half a second of silence with each checkpoint, untimed, so the RTF leaves out one-time costs."""
+    silence = np.zeros(rate // 2, np.float32)
+    for system in systems:
+        if system.kind == "checkpoint":
+            evaluation.vocode(system.model, system.features, silence, system.sigma, torch.Generator().manual_seed(0))
+
+
 def system_output(system: System, index: int, stem: str, clip: np.ndarray, data_config, seed: int) -> np.ndarray:
     """The system's version of ``clip`` (the reference, as the system sees it), same length."""
     if system.kind == GROUND_TRUTH:
@@ -189,13 +207,13 @@ def score_clips(files: list[str], systems: list[System], data_config, metrics: t
                 seed: int) -> Results:
     results = Results()
     rate = data_config.sampling_rate
+    warm_up(systems, rate)
     for index, path in enumerate(tqdm(files, desc="scoring", unit="clip", dynamic_ncols=True, file=sys.stderr)):
         stem = os.path.splitext(os.path.basename(path))[0]
         try:
-            clip = load_audio(path, rate, resample=True, downmix=True).numpy()
-            evaluation.log_mel(systems[-1].features, clip)  # too short for features: say so once, here
-        except (AudioError, ValueError) as e:
-            report(results, f"skipped clip {path}: {e}")
+            clip = read_reference(path, rate, systems[-1].features)
+        except AudioError as e:
+            report(results, f"skipped clip: {e}")
             continue
         results.clips += 1
         outputs = {}
@@ -367,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     for message in messages:
         print(f"warning: {message}", file=sys.stderr)
     try:
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda: CUDA is not available here")
         if args.limit is not None and args.limit <= 0:
             raise UsageError(f"--limit must be positive, got {args.limit}")
         files = read_clips(args.filelist, args.limit)
