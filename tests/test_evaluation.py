@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import sys
 
@@ -148,6 +149,31 @@ def test_evaluate_model_scores_copy_synthesis_reproducibly_and_restores_the_mode
     assert 1.0 <= first["pesq_wb"] < 1.5 and 0 <= first["stoi"] < 0.6 and first["log_mel_l1"] > 1  # noise
     assert evaluation.evaluate_model(model, DataConfig(), files, sigma=0.6, seed=3) == first
     assert evaluation.evaluate_model(model, DataConfig(), files, sigma=0.6, seed=4) != first
+
+
+def test_training_logs_the_evaluation_to_tensorboard(tmp_path, capsys):
+    import train
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    clips = [wav_path(s) for s in ("allison-activated", "allison-enabled", "allison-queue-less-than")]
+    (tmp_path / "train.txt").write_text("\n".join(clips) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(reversed(clips)) + "\n")
+    settings = {
+        "data_config.training_files": tmp_path / "train.txt", "data_config.validation_files": tmp_path / "val.txt",
+        "train_config.output_directory": tmp_path / "out", "train_config.max_iterations": 2,
+        "train_config.iters_per_evaluation": 2, "train_config.evaluation_clips": 1,
+        "train_config.with_tensorboard": "true",
+    }
+    argv = ["-c", os.path.join(REPO, "configs", "tiny.json")]
+    for key, value in settings.items():
+        argv += ["--set", f"{key}={value}"]
+    assert train.main(argv) == 0
+    assert re.search(r"^2:\tevaluation pesq_wb \S+, stoi \S+, log_mel_l1 \S+$", capsys.readouterr().out, re.M)
+    events = EventAccumulator(str(tmp_path / "out" / "logs")).Reload()
+    for name in evaluation.TRAINING_METRICS:
+        (scalar,) = events.Scalars(f"evaluation.{name}")
+        assert scalar.step == 2 and math.isfinite(scalar.value)
+    assert 1.0 <= events.Scalars("evaluation.pesq_wb")[0].value <= 4.65
 
 
 # ------------------------------------------------------------------------------ scripts/evaluate.py

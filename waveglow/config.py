@@ -59,6 +59,8 @@ class TrainConfig:
     keep_last: int = 0  # keep only the newest K checkpoints; 0 keeps all
     iters_per_validation: int = 0  # 0: no validation
     iters_per_audio: int = 0  # log vocoded validation clips every N iterations; 0: never
+    iters_per_evaluation: int = 0  # score PESQ, STOI, log-mel L1 of validation clips every N iterations; 0: never
+    evaluation_clips: int = 4  # how many validation files (the first ones) the evaluation vocodes
     max_nonfinite_steps: int = 10  # stop after this many consecutive non-finite losses
     num_workers: int = 0
 
@@ -189,6 +191,7 @@ def _validate(config: Config, source: str) -> None:
         "data_config.n_mel_channels": d.n_mel_channels,
         "train_config.batch_size": t.batch_size,
         "train_config.iters_per_checkpoint": t.iters_per_checkpoint,
+        "train_config.evaluation_clips": t.evaluation_clips,
     }
     for key, value in positive.items():
         if value <= 0:

@@ -71,6 +71,16 @@ class ProgressLog:
         if self.writer is not None:
             self.writer.add_scalar("validation.loss", loss, self.trainer.iteration)
 
+    def evaluation(self, scores: dict[str, float]) -> None:
+        """Log the objective scores of :meth:`Trainer.evaluate` (PESQ, STOI, log-mel L1)."""
+        if not self.enabled:
+            return
+        iteration = self.trainer.iteration
+        self.trainer.log(f"{iteration}:\tevaluation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if self.writer is not None:
+            for name, value in scores.items():
+                self.writer.add_scalar(f"evaluation.{name}", value, iteration)
+
     @torch.no_grad()
     def audio(self, model, validation) -> None:
         """Vocode the first validation clips at the family's sigma; log audio and mel images.

@@ -502,6 +502,17 @@ class Trainer:
             progress.validation(self.validate())
         if self.validation is not None and t.iters_per_audio and self.iteration % t.iters_per_audio == 0:
             progress.audio(self.model, self.validation)
+        if self.is_main and self.validation is not None and t.iters_per_evaluation \
+                and self.iteration % t.iters_per_evaluation == 0:
+            progress.evaluation(self.evaluate())
+
+    def evaluate(self) -> dict[str, float]:
+        """PESQ, STOI and log-mel L1 of copy synthesis of the first ``evaluation_clips`` validation files."""
+        from .evaluation import evaluate_model
+        from .monitor import VALIDATION_SIGMA
+
+        files = self.validation.files[: self.config.train_config.evaluation_clips]
+        return evaluate_model(self.model, self.config.data_config, files, sigma=VALIDATION_SIGMA, seed=0)
 
 
 @contextmanager
