@@ -8,7 +8,7 @@ evaluation rate (the first checkpoint's sampling rate; 22050 Hz without one). Ea
 (``-w``) vocodes the clip's features in its own recipe (seeded: clip i draws its noise from a CPU
 generator seeded ``--seed + i``); ``--griffin-lim`` inverts the Tacotron 2 log-mel with 60
 seeded Griffin-Lim iterations; ``--wavs NAME=DIR`` reads another system's ``DIR/<clip stem>.wav``
-(same sampling rate; within one hop of the reference's length, trimmed or zero-padded). Every
+(or inference.py's ``<clip stem>_synthesis.wav``; same sampling rate; within one hop of the reference's length, trimmed or zero-padded). Every
 output is scored against the clip; a ``ground_truth`` row scores the clips themselves with the
 reference-free metrics (DNSMOS). See docs/evaluation.md for what each number means.
 
@@ -137,6 +137,13 @@ def load_systems(args: argparse.Namespace, device: torch.device) -> tuple[list[S
 # ------------------------------------------------------------------------------ one clip
 
 
+def outside_path(directory: str, stem: str) -> str:
+    """``DIR/<stem>.wav``, or inference.py's ``DIR/<stem>_synthesis.wav`` when only that exists."""
+    path = os.path.join(directory, f"{stem}.wav")
+    ours = os.path.join(directory, f"{stem}_synthesis.wav")
+    return ours if not os.path.exists(path) and os.path.exists(ours) else path
+
+
 def read_outside_wav(path: str, rate: int) -> np.ndarray:
     """Another system's output at the evaluation rate -> (T,); AudioError naming the file otherwise."""
     import soundfile
@@ -175,7 +182,7 @@ def system_output(system: System, index: int, stem: str, clip: np.ndarray, data_
     if system.kind == GROUND_TRUTH:
         return clip
     if system.kind == "wavs":
-        audio = read_outside_wav(os.path.join(system.directory, f"{stem}.wav"), data_config.sampling_rate)
+        audio = read_outside_wav(outside_path(system.directory, stem), data_config.sampling_rate)
         return evaluation.align(audio, clip.size, data_config.hop_length)
     started = time.perf_counter()
     if system.kind == GRIFFIN_LIM:

@@ -239,8 +239,9 @@ def test_clips_csv_holds_every_clip_and_the_summary_their_means(full_run):
 
 
 def _outside_system(tmp_path) -> tuple[str, str]:
-    """A file list of five clips and an unreadable one, and another system's folder for them:
-    one copy exact, one a few samples long, one far too long, one at 16 kHz, one missing."""
+    """A file list of five clips and an unreadable one, and another system's folder for them: one
+    copy exact (named as inference.py names it), one a few samples long, one far too long, one at
+    16 kHz, one missing."""
     stems = ["allison-activated", "allison-enabled", "allison-queue-less-than", "allison-vm-tooshort",
              "allison-to-rerecord-it"]
     broken = tmp_path / "broken.wav"
@@ -249,7 +250,7 @@ def _outside_system(tmp_path) -> tuple[str, str]:
     file_list.write_text("\n".join([wav_path(s) for s in stems] + [str(broken)]) + "\n")
     other = tmp_path / "other"
     other.mkdir()
-    shutil.copy(wav_path(stems[0]), other)
+    shutil.copy(wav_path(stems[0]), other / f"{stems[0]}_synthesis.wav")  # as inference.py names its outputs
     audio, rate = soundfile.read(wav_path(stems[1]), dtype="float32")
     soundfile.write(other / f"{stems[1]}.wav", np.pad(audio, (0, 100)), rate)  # within one hop
     audio, rate = soundfile.read(wav_path(stems[2]), dtype="float32")
