@@ -87,6 +87,26 @@ def test_mcd_ignores_the_level_but_not_the_spectral_shape(clip):
     assert evaluation.mcd_db(audio, smoothed, rate) > 2.0
 
 
+def test_mcd_with_every_cepstrum_is_the_rms_db_difference_of_the_mel_spectra(monkeypatch, clip):
+    """Parseval: with c1 .. c(K-1) of K bands, the MCD is the per-frame RMS over bands of the dB
+    difference of the two mel amplitude spectra, less its mean over bands, averaged over frames."""
+    import librosa
+
+    audio, rate = clip
+    smoothed = np.convolve(audio, np.ones(4) / 4, mode="same")
+    monkeypatch.setattr(evaluation, "MCD_ORDER", evaluation.MCD_N_MELS - 1)
+
+    def db(x):  # (frames, bands): 20 log10 of the mel band amplitude
+        power = librosa.feature.melspectrogram(y=x.astype(np.float64), sr=rate, n_fft=1024, hop_length=256,
+                                               n_mels=evaluation.MCD_N_MELS, fmin=0.0, fmax=rate / 2)
+        return 10 * np.log10(np.maximum(power, 1e-10)).T
+
+    difference = db(audio) - db(smoothed)
+    difference -= difference.mean(axis=1, keepdims=True)
+    expected = np.mean(np.sqrt(np.mean(difference**2, axis=1)))
+    assert evaluation.mcd_db(audio, smoothed, rate) == pytest.approx(expected, rel=1e-9)
+
+
 def test_a_copy_a_semitone_higher_is_100_cents_sharp():
     rate = 22050
     t = np.arange(rate) / rate
