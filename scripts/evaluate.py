@@ -77,7 +77,7 @@ class System:
     name: str
     kind: str  # "checkpoint", "wavs", GRIFFIN_LIM or GROUND_TRUTH
     features: torch.nn.Module  # log_mel_l1 is measured in these
-    model: torch.nn.Module | None = None
+    model: object = None  # a model or its inference object (load_for_inference)
     sigma: float = 0.0
     directory: str = ""
     seconds: float = 0.0  # spent vocoding

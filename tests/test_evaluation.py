@@ -171,7 +171,7 @@ def test_evaluate_model_scores_copy_synthesis_reproducibly_and_restores_the_mode
     assert evaluation.evaluate_model(model, DataConfig(), files, sigma=0.6, seed=4) != first
 
 
-def test_training_logs_the_evaluation_to_tensorboard(tmp_path, capsys):
+def test_training_logs_the_evaluation_to_tensorboard_and_metrics_jsonl(tmp_path, capsys):
     import train
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -194,6 +194,11 @@ def test_training_logs_the_evaluation_to_tensorboard(tmp_path, capsys):
         (scalar,) = events.Scalars(f"evaluation.{name}")
         assert scalar.step == 2 and math.isfinite(scalar.value)
     assert 1.0 <= events.Scalars("evaluation.pesq_wb")[0].value <= 4.65
+    from waveglow.metrics import read_metrics
+
+    (record,) = [r for r in read_metrics(str(tmp_path / "out" / "metrics.jsonl")) if "pesq_wb" in r]
+    assert set(record) == {"iteration", *evaluation.TRAINING_METRICS} and record["iteration"] == 2
+    assert record["stoi"] == pytest.approx(events.Scalars("evaluation.stoi")[0].value, rel=1e-6)
 
 
 # ------------------------------------------------------------------------------ scripts/evaluate.py

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import MelSpectrogram, load_audio
+from .audio import load_audio
 
 __all__ = [
     "METRICS",
@@ -78,7 +78,6 @@ F0_MIN, F0_MAX = 65.0, 600.0  # Hz: pyin's search range, low male to high female
 MCD_N_MELS = 40  # mel bands of the log spectrum the cepstrum is taken of
 MCD_ORDER = 24  # cepstral coefficients c1 .. c24 enter the distance (c0, the level, does not)
 MCD_POWER_FLOOR = 1e-10  # mel power floor (-100 dB) before the log
-DEFAULT_SIGMA = 0.6  # the noise scale NVIDIA's README vocodes with
 
 
 class MissingMetricWarning(UserWarning):
@@ -300,27 +299,38 @@ def griffin_lim(mel: np.ndarray, data_config, length: int, n_iter: int = 60, see
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
-def model_features(model: nn.Module, data_config) -> nn.Module:
-    """The feature extractor ``model`` was trained on: (B, T) audio -> (B, n_mel, frames), on the CPU."""
-    del model  # one family so far: Tacotron 2's log-mel
-    return MelSpectrogram.from_config(data_config)
+def model_features(model, data_config) -> nn.Module:
+    """The feature extractor of ``model``'s family: (B, T) audio -> (B, n_mel, frames), on the CPU."""
+    from .models import family_of
+
+    return family_of(model).features(data_config)
 
 
-def default_sigma(model: nn.Module) -> float:
-    """The noise scale ``model`` vocodes with when none is given."""
-    del model
-    return DEFAULT_SIGMA
+def default_sigma(model) -> float:
+    """The noise scale ``model``'s family vocodes with when none is given."""
+    from .models import family_of
+
+    return family_of(model).default_sigma
 
 
-def prepare_reference(model: nn.Module, audio: np.ndarray) -> np.ndarray:
-    """The clip as ``model``'s features expect it (some families normalise the level first)."""
-    del model
-    return audio
+def prepare_reference(model, audio: np.ndarray) -> np.ndarray:
+    """The clip as ``model``'s family feeds it to its features (some families normalise the level
+    first); the clip itself for families that do not."""
+    from .models import family_of
+
+    prepare = getattr(family_of(model), "prepare_audio", None)
+    if prepare is None:
+        return audio
+    return np.asarray(torch.as_tensor(prepare(torch.from_numpy(audio))), dtype=np.float32)
 
 
-def vocode(model: nn.Module, features: nn.Module, audio: np.ndarray, sigma: float,
+def vocode(model, features: nn.Module, audio: np.ndarray, sigma: float | None,
            generator: torch.Generator | None) -> np.ndarray:
-    """Copy synthesis: (T,) audio -> its features -> ``model`` -> (T,) float32 audio in [-1, 1]."""
+    """Copy synthesis: (T,) audio -> its features -> ``model`` -> (T,) float32 audio in [-1, 1].
+
+    ``model``: a model or an inference object (:func:`~waveglow.synthesis.load_for_inference`);
+    ``sigma`` None is the family's default.
+    """
     from .synthesis import synthesize
 
     mel = torch.from_numpy(log_mel(features, audio))  # (n_mel, frames)
@@ -329,27 +339,28 @@ def vocode(model: nn.Module, features: nn.Module, audio: np.ndarray, sigma: floa
 
 
 def evaluate_model(
-    model: nn.Module,
+    model,
     data_config,
     files: Sequence[str],
     *,
-    sigma: float,
+    sigma: float | None,
     seed: int = 0,
     metrics: Sequence[str] = TRAINING_METRICS,
 ) -> dict[str, float]:
     """Copy synthesis of ``files`` with ``model`` -> the mean of each metric over them.
 
-    For use during training: the model is put in eval mode and given back in the mode it had;
-    clip i draws its noise from a CPU generator seeded ``seed + i``. Metrics whose package is
+    For use during training (the plain ``model.infer`` path, nothing derived from the weights is
+    kept): a model in training mode is put in eval mode and given back in training mode; clip i draws its noise from a CPU generator seeded ``seed + i``. Metrics whose package is
     missing are left out (with a :class:`MissingMetricWarning`); NaN clips are not averaged.
     """
     metrics, messages = available_metrics(metrics)
     for message in messages:
         warnings.warn(message, MissingMetricWarning, stacklevel=2)
     features = model_features(model, data_config)
-    rate, was_training = data_config.sampling_rate, model.training
+    rate, was_training = data_config.sampling_rate, getattr(model, "training", False)
     scores: dict[str, list[float]] = {name: [] for name in metrics}
-    model.eval()
+    if was_training:
+        model.eval()
     try:
         for i, path in enumerate(files):
             clip = load_audio(path, rate, resample=data_config.resample, downmix=data_config.downmix).numpy()
@@ -358,9 +369,8 @@ def evaluate_model(
             for name, value in score_clip(clip, vocoded, rate, features, metrics).items():
                 scores[name].append(value)
     finally:
-        model.train(was_training)
-        if was_training and hasattr(model, "clear_fast_cache"):
-            model.clear_fast_cache()  # derived weights that the next optimizer step makes stale
+        if was_training:
+            model.train()
     return {name: _nanmean(values) for name, values in scores.items()}
 
 

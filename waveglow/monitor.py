@@ -77,6 +77,8 @@ class ProgressLog:
             return
         iteration = self.trainer.iteration
         self.trainer.log(f"{iteration}:\tevaluation " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if self.trainer.metrics is not None:
+            self.trainer.metrics.write(iteration, **scores)
         if self.writer is not None:
             for name, value in scores.items():
                 self.writer.add_scalar(f"evaluation.{name}", value, iteration)

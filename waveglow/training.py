@@ -512,7 +512,8 @@ class Trainer:
         from .monitor import VALIDATION_SIGMA
 
         files = self.validation.files[: self.config.train_config.evaluation_clips]
-        return evaluate_model(self.model, self.config.data_config, files, sigma=VALIDATION_SIGMA, seed=0)
+        sigma = min(VALIDATION_SIGMA, self.family.default_sigma)  # as the logged audio
+        return evaluate_model(self.model, self.config.data_config, files, sigma=sigma, seed=0)
 
 
 @contextmanager
