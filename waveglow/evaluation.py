@@ -349,9 +349,10 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Copy synthesis of ``files`` with ``model`` -> the mean of each metric over them.
 
-    For use during training (the plain ``model.infer`` path, nothing derived from the weights is
-    kept): a model in training mode is put in eval mode and given back in training mode; clip i draws its noise from a CPU generator seeded ``seed + i``. Metrics whose package is
-    missing are left out (with a :class:`MissingMetricWarning`); NaN clips are not averaged.
+    For use during training (the plain ``model.infer`` path: nothing derived from the weights is
+    kept): a model in training mode is put in eval mode and given back in training mode. Clip i
+    draws its noise from a CPU generator seeded ``seed + i``. Metrics whose package is missing
+    are left out (with a :class:`MissingMetricWarning`); NaN clips are not averaged.
     """
     metrics, messages = available_metrics(metrics)
     for message in messages:
