@@ -227,7 +227,7 @@ def score_clips(files: list[str], systems: list[System], data_config, metrics: t
         for system in systems:
             row = {"clip": stem, "system": system.name, "note": ""}
             try:
-                reference = evaluation.prepare_reference(system.model, clip) if system.model is not None else clip
+                reference = evaluation.prepare_reference(system.features, clip)
                 outputs[system.name] = audio = system_output(system, index, stem, reference, data_config, seed)
                 row.update(evaluation.score_clip(reference, audio, rate, system.features,
                                                  system_metrics(system, metrics)))

@@ -141,6 +141,18 @@ def test_a_metric_whose_package_is_missing_is_named_once_and_left_out(monkeypatc
     assert list(scores) == ["stoi"]
 
 
+def test_the_reference_is_prepared_as_the_features_expect(clip, features):
+    audio, _ = clip
+    assert np.array_equal(evaluation.prepare_reference(features, audio), audio)  # Tacotron 2: as read
+
+    class PeakNormalised(torch.nn.Module):
+        def prepare_audio(self, x):
+            return x / x.abs().amax(dim=-1, keepdim=True) * 0.999
+
+    prepared = evaluation.prepare_reference(PeakNormalised(), audio)
+    assert prepared.shape == audio.shape and np.abs(prepared).max() == pytest.approx(0.999)
+
+
 def test_align_trims_or_pads_within_the_tolerance_only():
     audio = np.arange(10, dtype=np.float32)
     assert evaluation.align(audio, 8, 2).tolist() == list(range(8))

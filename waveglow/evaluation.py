@@ -313,15 +313,15 @@ def default_sigma(model) -> float:
     return family_of(model).default_sigma
 
 
-def prepare_reference(model, audio: np.ndarray) -> np.ndarray:
-    """The clip as ``model``'s family feeds it to its features (some families normalise the level
-    first); the clip itself for families that do not."""
-    from .models import family_of
-
-    prepare = getattr(family_of(model), "prepare_audio", None)
+def prepare_reference(features: nn.Module, audio: np.ndarray) -> np.ndarray:
+    """The clip as ``features`` expect it, through their ``prepare_audio`` where they have one
+    (some recipes normalise the level first): (T,) -> (T,) float32."""
+    prepare = getattr(features, "prepare_audio", None)
     if prepare is None:
         return audio
-    return np.asarray(torch.as_tensor(prepare(torch.from_numpy(audio))), dtype=np.float32)
+    with torch.no_grad():
+        prepared = prepare(torch.from_numpy(np.asarray(audio, np.float32))[None])[0]  # (1, T) -> (T,)
+    return prepared.float().numpy()
 
 
 def vocode(model, features: nn.Module, audio: np.ndarray, sigma: float | None,
@@ -365,7 +365,7 @@ def evaluate_model(
     try:
         for i, path in enumerate(files):
             clip = load_audio(path, rate, resample=data_config.resample, downmix=data_config.downmix).numpy()
-            clip = prepare_reference(model, clip)
+            clip = prepare_reference(features, clip)
             vocoded = vocode(model, features, clip, sigma, torch.Generator().manual_seed(seed + i))
             for name, value in score_clip(clip, vocoded, rate, features, metrics).items():
                 scores[name].append(value)
