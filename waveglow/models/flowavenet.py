@@ -1,0 +1,607 @@
+"""FloWaveNet: a flow-based vocoder (Kim, Lee, Song, Kim and Yoon, arXiv 1811.02155).
+
+Module and attribute names follow ksw0306/FloWaveNet (``blocks``, ``flows``, ``actnorm``,
+``coupling``, ``net``, ``front_conv``, ``res_blocks``, ``final_conv``, ``prior``,
+``upsample_conv``), so the state-dict keys and shapes are the published ones (2,307 tensors and
+182,644,788 parameters for the default 8 blocks x 6 flows x 2 layers, split every 4 blocks).
+
+Shapes: B batch, T audio samples, F mel frames (T = 256 F). Each block squeezes time by 2 into
+channels, so T must be a multiple of 2 ** n_block. Inside block k the audio has D channels and
+the conditioning E = 80 * 2 ** (k + 1) channels.
+
+The latent ``z`` uses the layout of the reference's ``reverse``: (B, 1, T) (or (B, T)), squeezed
+through the blocks exactly like the audio, with the half set aside at each split point holding
+that prior's standard-normal ``eps``. :meth:`FloWaveNet.encode` returns that layout and
+:meth:`FloWaveNet.infer` takes it, so ``infer(mel, z=encode(mel, audio))`` returns the audio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._autocast import autocast_off
+from ..model import WeightNormConv1d
+
+__all__ = [
+    "FloWaveNetConfig",
+    "FloWaveNet",
+    "FloWaveNetLoss",
+    "ActNorm",
+    "AffineCoupling",
+    "WaveNet",
+    "ZeroConv1d",
+    "WeightNormConvTranspose2d",
+    "initialize",
+    "squeeze",
+    "unsqueeze",
+    "HOP_LENGTH",
+    "CHUNK_OVERLAP_FRAMES",
+]
+
+HOP_LENGTH = 256  # the upsampler's two transposed convolutions each stretch time by 16
+UPSAMPLE_STRIDE = 16
+ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as in the reference
+# Overlap, in mel frames, between neighbouring chunks when long audio is vocoded in pieces.
+# Measured (tests/test_flowavenet.py::test_receptive_field): for the default 8/6/2/4 model,
+# perturbing one mel frame or one latent sample changes the output by more than 1e-6 of its
+# peak over at most 30 frames on either side (the couplings of block k see 2 ** (k + 1) * 5
+# samples per layer stack, and the last blocks dominate); 32 frames keeps a margin.
+CHUNK_OVERLAP_FRAMES = 32
+
+
+@dataclass
+class FloWaveNetConfig:
+    """The ``flowavenet_config`` section; the field names are ksw0306's constructor arguments.
+
+    ``n_channels`` (the WaveNets' width, 256 in the reference) is ours: the default keeps the
+    reference's keys and shapes.
+    """
+
+    in_channel: int = 1
+    cin_channel: int = 80
+    n_block: int = 8
+    n_flow: int = 6
+    n_layer: int = 2
+    block_per_split: int = 4
+    affine: bool = True
+    n_channels: int = 256
+
+    def to_kwargs(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ building blocks
+
+
+class WeightNormConvTranspose2d(nn.ConvTranspose2d):
+    """ConvTranspose2d with weight normalisation (``weight_g`` (in, 1, 1, 1), ``weight_v``).
+
+    torch.nn.utils.weight_norm's default ``dim=0`` is the input-channel dimension of a
+    transposed conv's (in, out, kh, kw) weight; so is ours, so the reference's keys load.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        weight = self.weight.detach()
+        del self.weight
+        self.weight_g = nn.Parameter(_norm_except_dim0(weight))
+        self.weight_v = nn.Parameter(weight.clone())
+
+    @property
+    def has_weight_norm(self) -> bool:
+        return "weight_v" in self._parameters
+
+    def effective_weight(self) -> torch.Tensor:
+        if self.has_weight_norm:
+            return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        return self.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(
+            x, self.effective_weight(), self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        )
+
+    def remove_weight_norm(self) -> None:
+        if not self.has_weight_norm:
+            return
+        with torch.no_grad():
+            weight = self.effective_weight()
+        del self.weight_g, self.weight_v
+        self.weight = nn.Parameter(weight)
+
+
+def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
+    """L2 norm over all dims but the first, shaped to broadcast: (n, ...) -> (n, 1, ...)."""
+    return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+
+
+class Conv(nn.Module):
+    """A weight-normed, non-causal Conv1d with "same" padding; the conv is the attribute ``conv``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> None:
+        super().__init__()
+        padding = dilation * (kernel_size - 1) // 2
+        self.conv = WeightNormConv1d(in_channels, out_channels, kernel_size, dilation=dilation, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def remove_weight_norm(self) -> None:
+        self.conv.remove_weight_norm()
+
+
+class ZeroConv1d(nn.Module):
+    """A zero-initialised 1x1 Conv1d scaled by ``exp(3 * scale)``: (B, in, T) -> (B, out, T)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.scale = nn.Parameter(torch.zeros(1, out_channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * torch.exp(3 * self.scale)
+
+
+class ResBlock(nn.Module):
+    """One gated, dilated layer: x (B, C, T), c (B, cond, T) -> (residual (B, C, T), skip (B, C, T))."""
+
+    def __init__(self, channels: int, cin_channels: int, dilation: int) -> None:
+        super().__init__()
+        self.filter_conv = Conv(channels, channels, 3, dilation)
+        self.gate_conv = Conv(channels, channels, 3, dilation)
+        self.res_conv = WeightNormConv1d(channels, channels, 1)
+        self.skip_conv = WeightNormConv1d(channels, channels, 1)
+        self.filter_conv_c = WeightNormConv1d(cin_channels, channels, 1)
+        self.gate_conv_c = WeightNormConv1d(cin_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.filter_conv(x) + self.filter_conv_c(c)) * torch.sigmoid(self.gate_conv(x) + self.gate_conv_c(c))
+        return (x + self.res_conv(h)) * math.sqrt(0.5), self.skip_conv(h)
+
+    def remove_weight_norm(self) -> None:
+        for conv in (self.filter_conv, self.gate_conv, self.res_conv, self.skip_conv, self.filter_conv_c, self.gate_conv_c):
+            conv.remove_weight_norm()
+
+
+class WaveNet(nn.Module):
+    """Non-causal WaveNet: x (B, in, T), c (B, cond, T) -> (B, out, T); zero output at initialisation."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_layers: int, cin_channels: int, channels: int = 256) -> None:
+        super().__init__()
+        self.front_conv = nn.Sequential(Conv(in_channels, channels, 3), nn.ReLU())
+        self.res_blocks = nn.ModuleList(ResBlock(channels, cin_channels, 2**n) for n in range(num_layers))
+        self.final_conv = nn.Sequential(nn.ReLU(), Conv(channels, channels, 1), nn.ReLU(), ZeroConv1d(channels, out_channels))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        h = self.front_conv(x)  # (B, C, T)
+        skip = 0
+        for block in self.res_blocks:
+            h, s = block(h, c)
+            skip = skip + s
+        return self.final_conv(skip)
+
+    def remove_weight_norm(self) -> None:
+        self.front_conv[0].remove_weight_norm()
+        for block in self.res_blocks:
+            block.remove_weight_norm()
+        self.final_conv[1].remove_weight_norm()
+
+
+# -------------------------------------------------------------------------------------- flows
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine map y = scale * (x + loc): (B, D, T) -> ((B, D, T), log|det|).
+
+    Runs in float32 (or float64) whatever the input dtype or autocast, returning the input's dtype. The
+    data-dependent initialisation is explicit (:meth:`initialize_from`, called through
+    :func:`initialize`), never a side effect of a forward pass.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(1, channels, 1))
+        self.scale = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, _, T = x.shape
+        with autocast_off(x.device):
+            scale, loc, x32 = _at_least_float32(self.scale, self.loc, x)
+            y = scale * (x32 + loc)
+            logdet = B * T * torch.log(scale.abs()).sum()
+        return y.to(x.dtype), logdet
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, D, T) -> y / scale - loc, the scale kept at least ACTNORM_EPS away from zero."""
+        with autocast_off(y.device):
+            scale, loc, y32 = _at_least_float32(self.scale, self.loc, y)
+            guarded = torch.where(scale.abs() < ACTNORM_EPS, torch.full_like(scale, ACTNORM_EPS).copysign(scale), scale)
+            x = y32 / guarded - loc
+        return x.to(y.dtype)
+
+    @torch.no_grad()
+    def initialize_from(self, x: torch.Tensor) -> None:
+        """loc = -mean, scale = 1 / (std + 1e-6) per channel over batch and time (unbiased std), in float32."""
+        with autocast_off(x.device):
+            flat = _at_least_float32(x.detach())[0].transpose(0, 1).reshape(x.size(1), -1)  # (D, B * T)
+            self.loc.copy_(-flat.mean(1).view(1, -1, 1))
+            self.scale.copy_((1 / (flat.std(1) + ACTNORM_EPS)).view(1, -1, 1))
+
+
+class AffineCoupling(nn.Module):
+    """x = (x_a, x_b) -> (x_a, (x_b - t) * exp(-log_s)), (log_s, t) = net(x_a, c_a).
+
+    ``c_a`` is the half of the block's conditioning this flow sees: (B, E / 2, T).
+    """
+
+    def __init__(self, channels: int, cin_channels: int, num_layers: int, affine: bool = True, width: int = 256) -> None:
+        super().__init__()
+        self.affine = affine
+        out = channels if affine else channels // 2
+        self.net = WaveNet(channels // 2, out, num_layers, cin_channels // 2, width)
+
+    def forward(self, x: torch.Tensor, c_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x_a, x_b = x.chunk(2, 1)
+        if not self.affine:
+            return torch.cat([x_a, x_b - self.net(x_a, c_a)], 1), x.new_zeros((), dtype=torch.float32)
+        log_s, t = self.net(x_a, c_a).chunk(2, 1)
+        y_b = (x_b - t) * torch.exp(-log_s)
+        return torch.cat([x_a, y_b.to(x.dtype)], 1), -_at_least_float32(log_s)[0].sum()
+
+    def inverse(self, y: torch.Tensor, c_a: torch.Tensor) -> torch.Tensor:
+        y_a, y_b = y.chunk(2, 1)
+        if not self.affine:
+            return torch.cat([y_a, y_b + self.net(y_a, c_a)], 1)
+        log_s, t = self.net(y_a, c_a).chunk(2, 1)
+        return torch.cat([y_a, (y_b * torch.exp(log_s) + t).to(y.dtype)], 1)
+
+
+def swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """The reference's ``change_order``: (B, 2H, T) -> channels H..2H-1 first, then 0..H-1."""
+    a, b = x.chunk(2, 1)
+    return torch.cat([b, a], 1)
+
+
+class Flow(nn.Module):
+    """ActNorm, then the affine coupling, then the channel halves swapped."""
+
+    def __init__(self, channels: int, cin_channels: int, num_layers: int, affine: bool, width: int) -> None:
+        super().__init__()
+        self.actnorm = ActNorm(channels)
+        self.coupling = AffineCoupling(channels, cin_channels, num_layers, affine, width)
+
+    def forward(self, x: torch.Tensor, c_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, logdet = self.actnorm(x)
+        x, det = self.coupling(x, c_a)
+        return swap_halves(x), logdet + det
+
+    def inverse(self, y: torch.Tensor, c_a: torch.Tensor) -> torch.Tensor:
+        return self.actnorm.inverse(self.coupling.inverse(swap_halves(y), c_a))
+
+
+def squeeze(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, 2C, T / 2); channel 2c + j... in the reference's order: c * 2 + j holds x[c, 2t + j]."""
+    B, C, T = x.shape
+    x = x.view(B, C, T // 2, 2).permute(0, 1, 3, 2)  # (B, C, 2, T / 2)
+    return x.reshape(B, 2 * C, T // 2)
+
+
+def unsqueeze(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2C, T / 2) -> (B, C, T), the inverse of :func:`squeeze`."""
+    B, C2, n = x.shape
+    x = x.view(B, C2 // 2, 2, n).permute(0, 1, 3, 2)  # (B, C, T / 2, 2)
+    return x.reshape(B, C2 // 2, 2 * n)
+
+
+def _at_least_float32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(torch.promote_types(t.dtype, torch.float32)) for t in tensors)
+
+
+def gaussian_log_p(x: torch.Tensor, mean: torch.Tensor, log_sd: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(x; mean, exp(log_sd)^2), including the -0.5 log(2 pi) term, in float32."""
+    x, mean, log_sd = _at_least_float32(x, mean, log_sd)
+    return -0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (x - mean) ** 2 * torch.exp(-2 * log_sd)
+
+
+class Block(nn.Module):
+    """Squeeze, n_flow flows, and (when ``split``) half of the channels set aside under a WaveNet prior.
+
+    Works on the squeezed width D = 2 * in_channel with conditioning E = 2 * cin_channel.
+    """
+
+    def __init__(
+        self, in_channel: int, cin_channel: int, n_flow: int, n_layer: int, affine: bool, split: bool, width: int
+    ) -> None:
+        super().__init__()
+        self.split = split
+        D, E = 2 * in_channel, 2 * cin_channel
+        self.flows = nn.ModuleList(Flow(D, E, n_layer, affine, width) for _ in range(n_flow))
+        if split:
+            self.prior = WaveNet(D // 2, D, 2, E, width)
+
+    def flow_conditions(self, c: torch.Tensor) -> list[torch.Tensor]:
+        """The half of the squeezed conditioning c (B, E, T) each flow sees: first, second, first, ..."""
+        first, second = c.chunk(2, 1)
+        return [first if j % 2 == 0 else second for j in range(len(self.flows))]
+
+    def output_condition(self, c: torch.Tensor) -> torch.Tensor:
+        """The conditioning after the flows' swaps, as the prior and the next block see it."""
+        return swap_halves(c) if len(self.flows) % 2 else c
+
+    def prior_params(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_sd = self.prior(x, c).chunk(2, 1)
+        return mean, log_sd
+
+    def remove_weight_norm(self) -> None:
+        for flow in self.flows:
+            flow.coupling.net.remove_weight_norm()
+        if self.split:
+            self.prior.remove_weight_norm()
+
+
+# ------------------------------------------------------------------------------------- model
+
+
+class FloWaveNet(nn.Module):
+    """FloWaveNet with ksw0306's constructor: ``FloWaveNet(**config["flowavenet_config"])``.
+
+    ``initialized`` says whether ActNorm's data-dependent initialisation has run (or the weights
+    came from a checkpoint): it is a plain attribute, not a state-dict key. ``load_state_dict``
+    sets it.
+    """
+
+    def __init__(
+        self,
+        in_channel: int = 1,
+        cin_channel: int = 80,
+        n_block: int = 8,
+        n_flow: int = 6,
+        n_layer: int = 2,
+        block_per_split: int = 4,
+        affine: bool = True,
+        n_channels: int = 256,
+    ) -> None:
+        super().__init__()
+        self.config = FloWaveNetConfig(in_channel, cin_channel, n_block, n_flow, n_layer, block_per_split, affine, n_channels)
+        if min(in_channel, cin_channel, n_block, n_flow, n_layer, block_per_split, n_channels) < 1:
+            raise ValueError(f"every FloWaveNet size must be positive, got {self.config}")
+        self.hop_length = HOP_LENGTH
+        self.n_mel_channels = cin_channel
+        self.in_channel = in_channel
+        self.n_block = n_block
+        self.block_per_split = block_per_split
+        self.blocks = nn.ModuleList()
+        for i in range(n_block):
+            split = self.splits_after(i)
+            self.blocks.append(Block(in_channel, cin_channel, n_flow, n_layer, affine, split, n_channels))
+            cin_channel *= 2
+            if not split:
+                in_channel *= 2
+        self.upsample_conv = nn.ModuleList()
+        for _ in range(2):
+            self.upsample_conv.append(
+                WeightNormConvTranspose2d(
+                    1, 1, (3, 2 * UPSAMPLE_STRIDE), stride=(1, UPSAMPLE_STRIDE), padding=(1, UPSAMPLE_STRIDE // 2)
+                )
+            )
+            self.upsample_conv.append(nn.LeakyReLU(0.4))
+        self.initialized = False
+        self.register_load_state_dict_post_hook(_mark_initialized)
+
+    def splits_after(self, i: int) -> bool:
+        """Whether block i sets half of its output aside (every block_per_split-th, never the last)."""
+        return (i + 1) % self.block_per_split == 0 and i != self.n_block - 1
+
+    # ------------------------------------------------------------------ conditioning and checks
+
+    def upsample(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mel, F) -> (B, n_mel, 256 F): the mel as a one-channel image, stretched 16 x 16 in time."""
+        c = mel.to(self.upsample_conv[0].bias.dtype).unsqueeze(1)  # (B, 1, n_mel, F)
+        for layer in self.upsample_conv:
+            c = layer(c)
+        return c.squeeze(1)  # (B, n_mel, 256 F)
+
+    def block_conditions(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """Each block's squeezed conditioning: block k gets (B, n_mel * 2 ** (k + 1), T / 2 ** (k + 1))."""
+        c, conditions = self.upsample(mel), []
+        for block in self.blocks:
+            c = squeeze(c)
+            conditions.append(c)
+            c = block.output_condition(c)
+        return conditions
+
+    def check_inputs(self, mel: torch.Tensor, length: int) -> None:
+        """Raise ValueError unless mel is (B, n_mel, F) on the model's device and 256 F == length."""
+        if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
+            raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
+        device = self.upsample_conv[0].bias.device
+        if mel.device != device:
+            raise ValueError(f"mel is on {mel.device} and the model on {device}: move it with mel.to({str(device)!r})")
+        if HOP_LENGTH * mel.size(2) != length:
+            raise ValueError(f"{mel.size(2)} mel frames give {HOP_LENGTH * mel.size(2)} samples, not {length}")
+        if length % 2**self.n_block:
+            raise ValueError(f"{length} samples is not a multiple of 2 ** n_block = {2 ** self.n_block}")
+
+    def _audio_3d(self, audio: torch.Tensor, name: str) -> torch.Tensor:
+        """(B, T) or (B, in_channel, T) -> (B, in_channel, T)."""
+        if audio.dim() == 2 and self.in_channel == 1:
+            audio = audio.unsqueeze(1)
+        if audio.dim() != 3 or audio.size(1) != self.in_channel:
+            raise ValueError(f"{name} must be (batch, T) or (batch, {self.in_channel}, T), got {tuple(audio.shape)}")
+        return audio
+
+    # ----------------------------------------------------------------------------- forward
+
+    def forward(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel (B, n_mel, F), audio (B, 256 F) -> (log_p, logdet), each summed and divided by B * T."""
+        log_p, logdet, _, _ = self._encode(mel, audio)
+        B, T = audio.size(0), audio.size(-1)
+        return log_p / (B * T), logdet / (B * T)
+
+    def _encode(
+        self, mel: torch.Tensor, audio: torch.Tensor, initialize: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The flow from audio to latent -> (log_p sum, logdet sum, final output, each split's eps).
+
+        ``initialize``: each ActNorm first takes its statistics from the input it sees.
+        """
+        x = self._audio_3d(audio, "audio")
+        self.check_inputs(mel, x.size(-1))
+        x = x.to(self.upsample_conv[0].bias.dtype)
+        logdet = log_p = torch.zeros((), device=x.device)
+        eps_list = []
+        for block, c in zip(self.blocks, self.block_conditions(mel)):
+            x = squeeze(x)  # (B, D, T / 2 ** (k + 1))
+            for flow, c_a in zip(block.flows, block.flow_conditions(c)):
+                if initialize:
+                    flow.actnorm.initialize_from(x)
+                x, det = flow(x, c_a)
+                logdet = logdet + det
+            if block.split:
+                x, z = x.chunk(2, 1)
+                mean, log_sd = block.prior_params(x, block.output_condition(c))
+                log_p = log_p + gaussian_log_p(z, mean, log_sd).sum()
+                z, mean, log_sd = _at_least_float32(z, mean, log_sd)
+                eps_list.append((z - mean) * torch.exp(-log_sd))
+        log_p = log_p + (-0.5 * (math.log(2 * math.pi) + _at_least_float32(x)[0] ** 2)).sum()
+        return log_p, logdet, x, eps_list
+
+    @torch.no_grad()
+    def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mel, F), audio (B, 256 F) -> z (B, 1, 256 F) in ``reverse``'s layout, at least float32.
+
+        The split-off halves are standardised by their priors (the eps ``reverse`` expects).
+        """
+        return self._latent(mel, audio)
+
+    def _latent(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode` with autograd on (differentiable in the audio)."""
+        _, _, x, eps_list = self._encode(mel, audio)
+        (x,) = _at_least_float32(x)
+        for block in reversed(self.blocks):
+            if block.split:
+                x = torch.cat([x, eps_list.pop()], 1)
+            x = unsqueeze(x)  # (B, D / 2, 2 T')
+        return x
+
+    # ----------------------------------------------------------------------------- inverse
+
+    def reverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """The inverse flow: z (B, in_channel, T) in the reference's layout, mel (B, n_mel, T / 256) -> (B, in_channel, T)."""
+        dtype = self.upsample_conv[0].bias.dtype
+        x, eps_list = z.to(dtype), []
+        for block in self.blocks:
+            x = squeeze(x)
+            if block.split:
+                x, eps = x.chunk(2, 1)
+                eps_list.append(eps)
+        for block, c in zip(reversed(self.blocks), reversed(self.block_conditions(mel))):
+            if block.split:
+                mean, log_sd = block.prior_params(x, block.output_condition(c))
+                x = torch.cat([x, mean + torch.exp(log_sd) * eps_list.pop()], 1)
+            for flow, c_a in zip(reversed(block.flows), reversed(block.flow_conditions(c))):
+                x = flow.inverse(x, c_a)
+            x = unsqueeze(x)
+        return x
+
+    @torch.no_grad()
+    def infer(
+        self,
+        mel: torch.Tensor,
+        sigma: float = 0.8,
+        *,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """mel (B, n_mel, F) -> audio (B, 256 F), in the model's dtype.
+
+        Without ``z`` the latent is ``sigma * N(0, 1)`` of shape (B, 1, 256 F), drawn in float32 (from
+        ``generator`` if given, on the generator's device). With ``z`` ((B, 1, T) or (B, T), the
+        reference's ``reverse`` layout) nothing is drawn and the output is ``reverse(z, mel)``.
+
+        ``lengths`` (B,) gives each item's own length in samples (a multiple of 256) for a batch
+        padded to a common length: each item then runs alone on its own frames, so its output
+        up to its length is what it would be unbatched; the rest is zero.
+        """
+        T = HOP_LENGTH * mel.size(-1)
+        device = self.upsample_conv[0].bias.device
+        if z is None:
+            z = self.sample_latent(mel.size(0), T, sigma, generator, generator.device if generator is not None else device)
+            z = z.to(device)
+        z = self._audio_3d(z, "z")
+        if z.shape != (mel.size(0), self.in_channel, T):
+            raise ValueError(f"z must be {(mel.size(0), self.in_channel, T)} for this mel, got {tuple(z.shape)}")
+        if z.device != device:
+            raise ValueError(f"z is on {z.device} and the model on {device}: move it with z.to({str(device)!r})")
+        self.check_inputs(mel, T)
+        if lengths is None:
+            return self.reverse(z, mel)[:, 0]  # (B, T)
+        return self._infer_each(mel, z, lengths)
+
+    def _infer_each(self, mel: torch.Tensor, z: torch.Tensor, lengths) -> torch.Tensor:
+        """Each item of a padded batch vocoded alone on its own frames: -> (B, T), zero past each length."""
+        out = torch.zeros(z.size(0), z.size(-1), dtype=self.upsample_conv[0].bias.dtype, device=z.device)
+        for b, length in enumerate(torch.as_tensor(lengths).tolist()):
+            if length % HOP_LENGTH or not 0 < length <= z.size(-1):
+                raise ValueError(f"lengths[{b}] = {length} must be a positive multiple of {HOP_LENGTH} up to {z.size(-1)}")
+            frames = length // HOP_LENGTH
+            self.check_inputs(mel[b : b + 1, :, :frames], length)
+            out[b, :length] = self.reverse(z[b : b + 1, :, :length], mel[b : b + 1, :, :frames])[0, 0]
+        return out
+
+    def sample_latent(
+        self, batch: int, n_samples: int, sigma: float, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
+        """sigma * N(0, 1) noise in ``reverse``'s layout (B, in_channel, n_samples), as the reference draws it."""
+        return sigma * torch.randn(batch, self.in_channel, n_samples, generator=generator, device=device)
+
+    def remove_weight_norm(self) -> "FloWaveNet":
+        """Fold weight norm into plain weights for inference (exact to float rounding); returns the model."""
+        for block in self.blocks:
+            block.remove_weight_norm()
+        for layer in self.upsample_conv[::2]:
+            layer.remove_weight_norm()
+        return self
+
+
+def _mark_initialized(module: FloWaveNet, incompatible_keys) -> None:
+    """Weights loaded from a state dict carry their ActNorm statistics: no data-dependent init afterwards."""
+    if not incompatible_keys.missing_keys:
+        module.initialized = True
+
+
+class FloWaveNetLoss(nn.Module):
+    """Negative log-likelihood per sample, -(log_p + logdet), in float32 (it includes the Gaussian constant)."""
+
+    def forward(self, model_output: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        log_p, logdet = model_output
+        return -(log_p.float() + logdet.float())
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool:
+    """ActNorm's data-dependent initialisation from one batch, once; -> whether it ran now.
+
+    Every ActNorm takes loc = -mean and scale = 1 / (std + 1e-6) of the input it sees, in order.
+    Does nothing when ``model.initialized`` (already run, or weights loaded). Under an initialised
+    torch.distributed process group, rank 0's values are broadcast to every rank. Call it on
+    the unwrapped model, before DistributedDataParallel wraps it.
+    """
+    if model.initialized:
+        return False
+    model._encode(mel, audio, initialize=True)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for module in model.modules():
+            if isinstance(module, ActNorm):
+                torch.distributed.broadcast(module.loc.data, src=0)
+                torch.distributed.broadcast(module.scale.data, src=0)
+    model.initialized = True
+    return True
