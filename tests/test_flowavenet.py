@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from waveglow.checkpoint import CheckpointError
 from waveglow.models.flowavenet import (
     ActNorm,
     AffineCoupling,
@@ -15,7 +16,11 @@ from waveglow.models.flowavenet import (
     FloWaveNetConfig,
     FloWaveNetLoss,
     ZeroConv1d,
+    build_flowavenet,
+    infer_flowavenet_config,
     initialize,
+    is_flowavenet_state_dict,
+    read_ksw0306,
     squeeze,
     unsqueeze,
 )
@@ -360,3 +365,59 @@ def test_initialisation_is_broadcast_from_rank_0(tmp_path):
             if "actnorm" in key:
                 assert torch.equal(state[key], alone[key]), (rank, key)
     assert not torch.equal(alone["blocks.0.flows.0.actnorm.loc"], torch.zeros(1, 2, 1))
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def _save_the_reference_way(path, model, data_parallel=False, global_step=7):
+    """As ksw0306's train.py saves: the (possibly DataParallel-wrapped) state dict and training state."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=200000, gamma=0.5)
+    wrapped = torch.nn.DataParallel(model) if data_parallel else model
+    torch.save({"state_dict": wrapped.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "global_step": global_step, "global_epoch": 1}, path)
+
+
+@pytest.mark.parametrize("data_parallel", [False, True])
+def test_reference_checkpoint_loads_with_its_architecture_inferred(tmp_path, data_parallel):
+    sizes = dict(n_block=4, n_flow=3, n_layer=1, block_per_split=2, n_channels=8)
+    model = tiny_model(**sizes)
+    path = tmp_path / "checkpoint_step000000007.pth"
+    _save_the_reference_way(path, model, data_parallel)
+    obj = torch.load(path, weights_only=True)
+    assert any(k.startswith("module.") for k in obj["state_dict"]) == data_parallel
+    state_dict, config, iteration = read_ksw0306(obj, str(path))
+    assert config == FloWaveNetConfig(**sizes) and iteration == 7
+    loaded = build_flowavenet(state_dict, str(path))
+    assert loaded.initialized
+    mel, _ = tiny_batch(frames=2)
+    z = torch.randn(2, 1, 512)
+    torch.testing.assert_close(loaded.eval().infer(mel, z=z), model.infer(mel, z=z), atol=0, rtol=0)
+
+
+def test_default_architecture_is_inferred_from_shapes():
+    with torch.device("meta"):
+        state_dict = FloWaveNet().state_dict()
+    assert infer_flowavenet_config(state_dict) == FloWaveNetConfig()
+    assert is_flowavenet_state_dict(state_dict) and is_flowavenet_state_dict({"module." + k: v for k, v in state_dict.items()})
+    assert not is_flowavenet_state_dict({"upsample.weight": torch.zeros(1)})
+
+
+def test_mismatched_and_incomplete_state_dicts_are_one_line_errors(tmp_path):
+    state_dict = tiny_model().state_dict()
+    with pytest.raises(CheckpointError) as e:
+        build_flowavenet(state_dict, "f.pth", FloWaveNetConfig(**{**TINY, "n_flow": 3}))
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("f.pth: missing key blocks.0.flows.2.")
+    assert "n_flow 2 vs 3" in message
+    with pytest.raises(CheckpointError, match=r"f.pth: blocks.0.flows.0.coupling.net.res_blocks.0.filter_conv_c.weight_v "
+                                              r"has shape \(16, 80, 1\) in the checkpoint but \(16, 40, 1\) in the model; "
+                                              r"likely cause: checkpoint vs config cin_channel 80 vs 40"):
+        build_flowavenet(state_dict, "f.pth", FloWaveNetConfig(**{**TINY, "cin_channel": 40}))
+    del state_dict["blocks.1.flows.1.coupling.net.res_blocks.1.skip_conv.weight_v"]
+    with pytest.raises(CheckpointError, match="f.pth: missing key blocks.1.flows.1.coupling.net.res_blocks.1.skip_conv.weight_v; "
+                                              "the file is incomplete"):
+        build_flowavenet(state_dict, "f.pth")
+    with pytest.raises(CheckpointError, match="g.pth: not a FloWaveNet checkpoint"):
+        read_ksw0306({"state_dict": {"upsample.weight": torch.zeros(1)}, "global_step": 1}, "g.pth")

@@ -18,13 +18,16 @@ that prior's standard-normal ``eps``. :meth:`FloWaveNet.encode` returns that lay
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
+from ..checkpoint import CheckpointError
 from ..model import WeightNormConv1d
 
 __all__ = [
@@ -37,6 +40,11 @@ __all__ = [
     "ZeroConv1d",
     "WeightNormConvTranspose2d",
     "initialize",
+    "is_flowavenet_state_dict",
+    "infer_flowavenet_config",
+    "read_ksw0306",
+    "build_flowavenet",
+    "load_flowavenet_state_dict",
     "squeeze",
     "unsqueeze",
     "HOP_LENGTH",
@@ -605,3 +613,126 @@ def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool
                 torch.distributed.broadcast(module.scale.data, src=0)
     model.initialized = True
     return True
+
+
+# -------------------------------------------------------------------------------- checkpoints
+# ksw0306's train.py saves torch.save({"state_dict", "optimizer", "scheduler", "global_step",
+# "global_epoch"}), with a "module." prefix on every key under DataParallel, and no config: the
+# architecture is read back from the tensors' shapes.
+
+KSW0306_KEYS = frozenset({"state_dict", "optimizer", "scheduler", "global_step", "global_epoch"})
+_MARKER = "blocks.0.flows.0.actnorm.loc"
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _strip_wrappers(key: str) -> str:
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def is_flowavenet_state_dict(mapping: Any) -> bool:
+    """Whether ``mapping`` is a FloWaveNet state dict (tensor values, ksw0306's keys, any wrapper prefix)."""
+    if not isinstance(mapping, Mapping) or not mapping:
+        return False
+    keys = [k for k in mapping if isinstance(k, str)]
+    return len(keys) == len(mapping) and any(_strip_wrappers(k) == _MARKER for k in keys) and all(
+        isinstance(v, torch.Tensor) for v in mapping.values()
+    )
+
+
+def _indices(state_dict: Mapping, prefix: str) -> list[int]:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
+
+
+def _tensor(state_dict: Mapping, source: str, *keys: str) -> torch.Tensor:
+    """The first of ``keys`` present (weight-normed or plain variants); CheckpointError naming the first."""
+    for key in keys:
+        if key in state_dict:
+            return state_dict[key]
+    raise CheckpointError(f"{source}: not a FloWaveNet state dict (missing {keys[0]})")
+
+
+def infer_flowavenet_config(state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>") -> FloWaveNetConfig:
+    """The architecture a (prefix-free) FloWaveNet state dict was built with, from its tensors' shapes."""
+    blocks = _indices(state_dict, "blocks.")
+    if not blocks:
+        raise CheckpointError(f"{source}: not a FloWaveNet state dict (missing {_MARKER})")
+    if blocks != list(range(len(blocks))):
+        raise CheckpointError(f"{source}: FloWaveNet blocks {blocks} are not numbered 0..{len(blocks) - 1}")
+    net = "blocks.0.flows.0.coupling.net."
+    loc = _tensor(state_dict, source, _MARKER)
+    cond = _tensor(state_dict, source, net + "res_blocks.0.filter_conv_c.weight_v", net + "res_blocks.0.filter_conv_c.weight")
+    front = _tensor(state_dict, source, net + "front_conv.0.conv.weight_v", net + "front_conv.0.conv.weight")
+    final = _tensor(state_dict, source, net + "final_conv.3.conv.weight")
+    splits = [i for i in blocks if f"blocks.{i}.prior.front_conv.0.conv.bias" in state_dict]
+    return FloWaveNetConfig(
+        in_channel=loc.size(1) // 2,
+        cin_channel=cond.size(1),
+        n_block=len(blocks),
+        n_flow=len(_indices(state_dict, "blocks.0.flows.")),
+        n_layer=len(_indices(state_dict, net + "res_blocks.")),
+        block_per_split=splits[0] + 1 if splits else len(blocks),
+        affine=final.size(0) == loc.size(1),
+        n_channels=front.size(0),
+    )
+
+
+def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveNetConfig, int]:
+    """A loaded ksw0306 checkpoint (or bare FloWaveNet state dict) -> (state dict, config, iteration).
+
+    The state dict comes back without DataParallel's ``module.`` prefix; the config is inferred
+    from its shapes; the iteration is ``global_step`` (0 for a bare state dict).
+    """
+    if isinstance(obj, Mapping) and "state_dict" in obj and set(obj) <= KSW0306_KEYS:
+        state_dict, iteration = obj["state_dict"], obj.get("global_step", 0)
+    else:
+        state_dict, iteration = obj, 0
+    if not is_flowavenet_state_dict(state_dict):
+        raise CheckpointError(f"{path}: not a FloWaveNet checkpoint (no {_MARKER} among its tensors)")
+    if not isinstance(iteration, int):
+        raise CheckpointError(f"{path}: global_step is {type(iteration).__name__}, not an integer")
+    state_dict = {_strip_wrappers(k): v for k, v in state_dict.items()}
+    return state_dict, infer_flowavenet_config(state_dict, path), iteration
+
+
+def _architecture_hint(expected: Mapping, found: Mapping, source: str) -> str:
+    try:
+        a, b = infer_flowavenet_config(found, source), infer_flowavenet_config(expected, source)
+    except CheckpointError:
+        return "the file does not hold a FloWaveNet of this layout"
+    diffs = [f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+    if not diffs:
+        return "the file is incomplete (truncated or edited?)"
+    return "likely cause: checkpoint vs config " + ", ".join(diffs) + " (use the config the checkpoint was trained with)"
+
+
+def load_flowavenet_state_dict(model: FloWaveNet, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(strict=True)``, with a one-line CheckpointError naming the first mismatch."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state_dict:
+            raise CheckpointError(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, source)}")
+        if tuple(state_dict[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{source}: {key} has shape {tuple(state_dict[key].shape)} in the checkpoint but "
+                f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict, source)}"
+            )
+    unexpected = [k for k in state_dict if k not in expected]
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, source)}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def build_flowavenet(
+    state_dict: Mapping[str, torch.Tensor], source: str, config: FloWaveNetConfig | None = None
+) -> FloWaveNet:
+    """A FloWaveNet of ``config`` (inferred from the tensors when None) holding ``state_dict``, checked."""
+    config = config if config is not None else infer_flowavenet_config(state_dict, source)
+    try:
+        model = FloWaveNet(**config.to_kwargs())
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: cannot build FloWaveNet from its config: {e}") from None
+    load_flowavenet_state_dict(model, state_dict, source)
+    return model
