@@ -65,3 +65,45 @@ def test_from_config_takes_the_data_config_and_differs_from_waveglows():
     assert not torch.allclose(features(audio), MelSpectrogram.from_config(config)(audio), atol=0.1)
     with pytest.raises(ValueError, match="too short"):
         features(torch.zeros(1, 100))
+
+
+# ------------------------------------------------------------------------- frame-aligned data
+
+
+def _data_config(segment_length=4096):
+    return DataConfig(segment_length=segment_length, mel_fmin=125.0, mel_fmax=7600.0)
+
+
+def test_frame_aligned_crops_are_slices_of_the_whole_clip():
+    from waveglow.data import FrameAlignedDataset
+
+    dataset = FrameAlignedDataset(CLIPS[:2], _data_config(15872), generator=torch.Generator().manual_seed(0))
+    features = FloWaveNetMelSpectrogram()
+    audio = features.prepare_audio(load_audio(CLIPS[0], 22050))
+    whole = features(audio[None])[0]
+    padded = torch.nn.functional.pad(audio, (0, whole.size(1) * 256 - audio.numel()))
+    starts = set()
+    for _ in range(4):
+        mel, crop = dataset[0]
+        assert mel.shape == (80, 62) and crop.shape == (62 * 256,)
+        start = next(s for s in range(whole.size(1) - 61) if torch.equal(whole[:, s : s + 62], mel))
+        assert torch.equal(crop, padded[start * 256 : (start + 62) * 256])
+        starts.add(start)
+    assert len(starts) > 1  # random frame offsets
+
+
+def test_short_clips_are_zero_padded_and_validation_crops_are_centred():
+    from waveglow.data import FrameAlignedValidationDataset
+
+    long_config = _data_config(256 * 400)
+    dataset = FrameAlignedValidationDataset(CLIPS[:1], long_config)
+    mel, crop = dataset[0]
+    frames = 1 + load_audio(CLIPS[0], 22050).numel() // 256
+    assert frames < 400 and mel.shape == (80, 400) and crop.shape == (400 * 256,)
+    assert torch.equal(mel[:, frames:], torch.zeros(80, 400 - frames))
+    assert torch.equal(crop[frames * 256 :], torch.zeros((400 - frames) * 256))
+    assert abs(crop.abs().max().item() - 0.999) < 1e-6  # peak-normalised
+    short = FrameAlignedValidationDataset(CLIPS[:1], _data_config(2560))
+    first, again = short[0], short[0]
+    assert torch.equal(first[0], again[0])
+    assert torch.equal(first[0], dataset.clip(0)[0][:, (frames - 10) // 2 : (frames - 10) // 2 + 10])
