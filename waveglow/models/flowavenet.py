@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
-from ..checkpoint import CheckpointError
 from ..model import WeightNormConv1d
 
 __all__ = [
@@ -620,6 +619,16 @@ def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool
 # "global_epoch"}), with a "module." prefix on every key under DataParallel, and no config: the
 # architecture is read back from the tensors' shapes.
 
+def _checkpoint_error_class() -> type:
+    from ..checkpoint import CheckpointError  # lazily: checkpoint I/O looks families up at run time
+
+    return CheckpointError
+
+
+def _checkpoint_error(message: str) -> Exception:
+    return _checkpoint_error_class()(message)
+
+
 KSW0306_KEYS = frozenset({"state_dict", "optimizer", "scheduler", "global_step", "global_epoch"})
 _MARKER = "blocks.0.flows.0.actnorm.loc"
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -651,16 +660,16 @@ def _tensor(state_dict: Mapping, source: str, *keys: str) -> torch.Tensor:
     for key in keys:
         if key in state_dict:
             return state_dict[key]
-    raise CheckpointError(f"{source}: not a FloWaveNet state dict (missing {keys[0]})")
+    raise _checkpoint_error(f"{source}: not a FloWaveNet state dict (missing {keys[0]})")
 
 
 def infer_flowavenet_config(state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>") -> FloWaveNetConfig:
     """The architecture a (prefix-free) FloWaveNet state dict was built with, from its tensors' shapes."""
     blocks = _indices(state_dict, "blocks.")
     if not blocks:
-        raise CheckpointError(f"{source}: not a FloWaveNet state dict (missing {_MARKER})")
+        raise _checkpoint_error(f"{source}: not a FloWaveNet state dict (missing {_MARKER})")
     if blocks != list(range(len(blocks))):
-        raise CheckpointError(f"{source}: FloWaveNet blocks {blocks} are not numbered 0..{len(blocks) - 1}")
+        raise _checkpoint_error(f"{source}: FloWaveNet blocks {blocks} are not numbered 0..{len(blocks) - 1}")
     net = "blocks.0.flows.0.coupling.net."
     loc = _tensor(state_dict, source, _MARKER)
     cond = _tensor(state_dict, source, net + "res_blocks.0.filter_conv_c.weight_v", net + "res_blocks.0.filter_conv_c.weight")
@@ -690,9 +699,9 @@ def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveN
     else:
         state_dict, iteration = obj, 0
     if not is_flowavenet_state_dict(state_dict):
-        raise CheckpointError(f"{path}: not a FloWaveNet checkpoint (no {_MARKER} among its tensors)")
+        raise _checkpoint_error(f"{path}: not a FloWaveNet checkpoint (no {_MARKER} among its tensors)")
     if not isinstance(iteration, int):
-        raise CheckpointError(f"{path}: global_step is {type(iteration).__name__}, not an integer")
+        raise _checkpoint_error(f"{path}: global_step is {type(iteration).__name__}, not an integer")
     state_dict = {_strip_wrappers(k): v for k, v in state_dict.items()}
     return state_dict, infer_flowavenet_config(state_dict, path), iteration
 
@@ -700,7 +709,7 @@ def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveN
 def _architecture_hint(expected: Mapping, found: Mapping, source: str) -> str:
     try:
         a, b = infer_flowavenet_config(found, source), infer_flowavenet_config(expected, source)
-    except CheckpointError:
+    except _checkpoint_error_class():
         return "the file does not hold a FloWaveNet of this layout"
     diffs = [f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)]
     if not diffs:
@@ -713,15 +722,15 @@ def load_flowavenet_state_dict(model: FloWaveNet, state_dict: Mapping[str, torch
     expected = model.state_dict()
     for key, tensor in expected.items():
         if key not in state_dict:
-            raise CheckpointError(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, source)}")
+            raise _checkpoint_error(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, source)}")
         if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
+            raise _checkpoint_error(
                 f"{source}: {key} has shape {tuple(state_dict[key].shape)} in the checkpoint but "
                 f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict, source)}"
             )
     unexpected = [k for k in state_dict if k not in expected]
     if unexpected:
-        raise CheckpointError(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, source)}")
+        raise _checkpoint_error(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, source)}")
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -733,6 +742,6 @@ def build_flowavenet(
     try:
         model = FloWaveNet(**config.to_kwargs())
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: cannot build FloWaveNet from its config: {e}") from None
+        raise _checkpoint_error(f"{source}: cannot build FloWaveNet from its config: {e}") from None
     load_flowavenet_state_dict(model, state_dict, source)
     return model
