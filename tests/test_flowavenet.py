@@ -10,6 +10,7 @@ import torch
 
 from waveglow.checkpoint import CheckpointError
 from waveglow.models.flowavenet import (
+    CHUNK_OVERLAP_FRAMES,
     ActNorm,
     AffineCoupling,
     FloWaveNet,
@@ -421,3 +422,32 @@ def test_mismatched_and_incomplete_state_dicts_are_one_line_errors(tmp_path):
         build_flowavenet(state_dict, "f.pth")
     with pytest.raises(CheckpointError, match="g.pth: not a FloWaveNet checkpoint"):
         read_ksw0306({"state_dict": {"upsample.weight": torch.zeros(1)}, "global_step": 1}, "g.pth")
+
+
+# --------------------------------------------------------------------------- receptive field
+
+
+def test_default_overlap_covers_the_receptive_field():
+    with torch.device("meta"):
+        model = FloWaveNet()
+    assert model.receptive_field_samples() == 12440
+    assert CHUNK_OVERLAP_FRAMES == math.ceil(12440 / 256)
+
+
+@pytest.mark.parametrize("sizes", [dict(), dict(n_block=4, n_flow=3, n_layer=3, block_per_split=2)])
+def test_perturbations_stay_within_the_receptive_field(sizes):
+    model = tiny_model(torch.float64, **sizes)
+    reach = model.receptive_field_samples()
+    frames = 2 * math.ceil(reach / 256) + 4
+    mel = torch.rand(1, 80, frames, dtype=torch.float64)
+    z = torch.randn(1, 1, 256 * frames, dtype=torch.float64)
+    base = model.infer(mel, z=z)[0]
+    p, f = 128 * frames + 5, frames // 2
+    z2 = z.clone()
+    z2[0, 0, p] += 1e-3
+    changed = ((model.infer(mel, z=z2)[0] - base) != 0).nonzero()[:, 0]
+    assert changed.numel() > 0 and p - reach <= changed.min() and changed.max() <= p + reach
+    mel2 = mel.clone()
+    mel2[0, :, f] += 0.1
+    changed = ((model.infer(mel2, z=z)[0] - base) != 0).nonzero()[:, 0]
+    assert changed.numel() > 0 and 256 * f - reach <= changed.min() and changed.max() < 256 * (f + 1) + reach

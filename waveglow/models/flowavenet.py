@@ -53,12 +53,14 @@ __all__ = [
 HOP_LENGTH = 256  # the upsampler's two transposed convolutions each stretch time by 16
 UPSAMPLE_STRIDE = 16
 ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as in the reference
-# Overlap, in mel frames, between neighbouring chunks when long audio is vocoded in pieces.
-# Measured (tests/test_flowavenet.py::test_receptive_field): for the default 8/6/2/4 model,
-# perturbing one mel frame or one latent sample changes the output by more than 1e-6 of its
-# peak over at most 30 frames on either side (the couplings of block k see 2 ** (k + 1) * 5
-# samples per layer stack, and the last blocks dominate); 32 frames keeps a margin.
-CHUNK_OVERLAP_FRAMES = 32
+UPSAMPLER_REACH = 136  # samples a mel frame's upsampled conditioning reaches beyond its own 256 samples
+# Context, in mel frames, each side of a chunk when long audio is vocoded in pieces: the default
+# model's receptive field, ceil(receptive_field_samples() / 256) = ceil(12440 / 256) = 49 frames,
+# so chunks with this context reproduce the unchunked output. Measured, not only counted:
+# tests/test_flowavenet.py perturbs one latent sample and one mel frame of small models in
+# float64 and finds every changed output sample inside the computed reach (a 3-block model
+# reaching 216 samples changed -63..+83 samples around a latent sample).
+CHUNK_OVERLAP_FRAMES = 49
 
 
 @dataclass
@@ -262,11 +264,13 @@ class AffineCoupling(nn.Module):
         y_b = (x_b - t) * torch.exp(-log_s)
         return torch.cat([x_a, y_b.to(x.dtype)], 1), -_at_least_float32(log_s)[0].sum()
 
-    def inverse(self, y: torch.Tensor, c_a: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, c_a: torch.Tensor, net=None) -> torch.Tensor:
+        """The inverse map; ``net(y_a, c_a)`` (default: ``self.net``) may be an equivalent fast operator."""
+        net = self.net if net is None else net
         y_a, y_b = y.chunk(2, 1)
         if not self.affine:
-            return torch.cat([y_a, y_b + self.net(y_a, c_a)], 1)
-        log_s, t = self.net(y_a, c_a).chunk(2, 1)
+            return torch.cat([y_a, y_b + net(y_a, c_a)], 1)
+        log_s, t = net(y_a, c_a).chunk(2, 1)
         return torch.cat([y_a, (y_b * torch.exp(log_s) + t).to(y.dtype)], 1)
 
 
@@ -289,8 +293,8 @@ class Flow(nn.Module):
         x, det = self.coupling(x, c_a)
         return swap_halves(x), logdet + det
 
-    def inverse(self, y: torch.Tensor, c_a: torch.Tensor) -> torch.Tensor:
-        return self.actnorm.inverse(self.coupling.inverse(swap_halves(y), c_a))
+    def inverse(self, y: torch.Tensor, c_a: torch.Tensor, net=None) -> torch.Tensor:
+        return self.actnorm.inverse(self.coupling.inverse(swap_halves(y), c_a, net))
 
 
 def squeeze(x: torch.Tensor) -> torch.Tensor:
@@ -402,6 +406,19 @@ class FloWaveNet(nn.Module):
         self.initialized = False
         self.register_load_state_dict_post_hook(_mark_initialized)
 
+    def receptive_field_samples(self) -> int:
+        """How far (samples, one side) the output can depend on a latent sample or a mel frame's samples.
+
+        Each coupling WaveNet of block k reaches 1 + sum(2 ** n) steps of 2 ** (k + 1) samples (front
+        conv, then the dilated layers), each prior 1 + 1 + 2; the flows compose, and the mel's
+        upsampler adds UPSAMPLER_REACH.
+        """
+        coupling = 1 + sum(2**n for n in range(self.config.n_layer))
+        reach = UPSAMPLER_REACH
+        for k, block in enumerate(self.blocks):
+            reach += 2 ** (k + 1) * (len(block.flows) * coupling + (4 if block.split else 0))
+        return reach
+
     def splits_after(self, i: int) -> bool:
         """Whether block i sets half of its output aside (every block_per_split-th, never the last)."""
         return (i + 1) % self.block_per_split == 0 and i != self.n_block - 1
@@ -500,8 +517,14 @@ class FloWaveNet(nn.Module):
 
     # ----------------------------------------------------------------------------- inverse
 
-    def reverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        """The inverse flow: z (B, in_channel, T) in the reference's layout, mel (B, n_mel, T / 256) -> (B, in_channel, T)."""
+    def reverse(self, z: torch.Tensor, mel: torch.Tensor, nets=None) -> torch.Tensor:
+        """The inverse flow: z (B, in_channel, T) in the reference's layout, mel (B, n_mel, T / 256) -> (B, in_channel, T).
+
+        ``nets`` (default: the modules themselves) supplies equivalent operators for the WaveNets:
+        ``nets.coupling(k, j)`` and ``nets.prior(k)``, callables (x, c) -> output, for block k, flow j.
+        """
+        coupling = nets.coupling if nets is not None else lambda k, j: self.blocks[k].flows[j].coupling.net
+        prior = nets.prior if nets is not None else lambda k: self.blocks[k].prior
         dtype = self.upsample_conv[0].bias.dtype
         x, eps_list = z.to(dtype), []
         for block in self.blocks:
@@ -509,13 +532,16 @@ class FloWaveNet(nn.Module):
             if block.split:
                 x, eps = x.chunk(2, 1)
                 eps_list.append(eps)
-        for block, c in zip(reversed(self.blocks), reversed(self.block_conditions(mel))):
+        conditions = self.block_conditions(mel)
+        for k in reversed(range(self.n_block)):
+            block, c = self.blocks[k], conditions[k]
             if block.split:
-                mean, log_sd = block.prior_params(x, block.output_condition(c))
+                mean, log_sd = prior(k)(x, block.output_condition(c)).chunk(2, 1)
                 x = torch.cat([x, mean + torch.exp(log_sd) * eps_list.pop()], 1)
-            for flow, c_a in zip(reversed(block.flows), reversed(block.flow_conditions(c))):
-                x = flow.inverse(x, c_a)
-            x = unsqueeze(x)
+            c_halves = block.flow_conditions(c)
+            for j in reversed(range(len(block.flows))):
+                x = block.flows[j].inverse(x, c_halves[j], coupling(k, j))
+            x = unsqueeze(x)  # (B, D / 2, 2 T')
         return x
 
     @torch.no_grad()
@@ -538,6 +564,10 @@ class FloWaveNet(nn.Module):
         padded to a common length: each item then runs alone on its own frames, so its output
         up to its length is what it would be unbatched; the rest is zero.
         """
+        return self._infer(mel, sigma, z=z, generator=generator, lengths=lengths)
+
+    def _infer(self, mel, sigma, *, z, generator, lengths, nets=None) -> torch.Tensor:
+        """:meth:`infer` through ``nets`` (see :meth:`reverse`)."""
         T = HOP_LENGTH * mel.size(-1)
         device = self.upsample_conv[0].bias.device
         if z is None:
@@ -550,10 +580,10 @@ class FloWaveNet(nn.Module):
             raise ValueError(f"z is on {z.device} and the model on {device}: move it with z.to({str(device)!r})")
         self.check_inputs(mel, T)
         if lengths is None:
-            return self.reverse(z, mel)[:, 0]  # (B, T)
-        return self._infer_each(mel, z, lengths)
+            return self.reverse(z, mel, nets)[:, 0]  # (B, T)
+        return self._infer_each(mel, z, lengths, nets)
 
-    def _infer_each(self, mel: torch.Tensor, z: torch.Tensor, lengths) -> torch.Tensor:
+    def _infer_each(self, mel: torch.Tensor, z: torch.Tensor, lengths, nets=None) -> torch.Tensor:
         """Each item of a padded batch vocoded alone on its own frames: -> (B, T), zero past each length."""
         out = torch.zeros(z.size(0), z.size(-1), dtype=self.upsample_conv[0].bias.dtype, device=z.device)
         for b, length in enumerate(torch.as_tensor(lengths).tolist()):
@@ -561,7 +591,7 @@ class FloWaveNet(nn.Module):
                 raise ValueError(f"lengths[{b}] = {length} must be a positive multiple of {HOP_LENGTH} up to {z.size(-1)}")
             frames = length // HOP_LENGTH
             self.check_inputs(mel[b : b + 1, :, :frames], length)
-            out[b, :length] = self.reverse(z[b : b + 1, :, :length], mel[b : b + 1, :, :frames])[0, 0]
+            out[b, :length] = self.reverse(z[b : b + 1, :, :length], mel[b : b + 1, :, :frames], nets)[0, 0]
         return out
 
     def sample_latent(

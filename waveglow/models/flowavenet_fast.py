@@ -1,0 +1,121 @@
+"""FloWaveNet inference with fused, frozen operators: the same reverse pass, fewer and larger GEMMs.
+
+Every WaveNet of the model is rebuilt as plain tensors once (weight norm folded in):
+
+- filter and gate convolutions of a layer as one conv with 2C outputs;
+- the conditioning of all its layers as one 1x1 conv (n_layer * 2C outputs), its biases folded
+  into the dilated convs' biases;
+- residual and skip 1x1 convs as one conv; the last layer's residual, which nothing reads, is
+  not computed;
+- the ZeroConv1d's ``exp(3 * scale)`` folded into its weight and bias.
+
+These are exact rewrites: the output equals ``model.infer`` to float rounding, with the same
+noise. :class:`FastFloWaveNet` keeps the model interface the shared tools use and raises
+:class:`StaleWeightsError` if the model's weights change after it was built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..fast import parameter_key
+from .flowavenet import FloWaveNet, WaveNet
+
+__all__ = ["FastFloWaveNet", "FastWaveNet", "StaleWeightsError"]
+
+
+class StaleWeightsError(RuntimeError):
+    """The model's weights changed after its FastFloWaveNet was built."""
+
+
+def _weight(conv: nn.Module) -> torch.Tensor:
+    return conv.effective_weight().detach() if hasattr(conv, "effective_weight") else conv.weight.detach()
+
+
+class FastWaveNet:
+    """One WaveNet as fused tensors: x (B, in, T), c (B, cond, T) -> (B, out, T), as ``net(x, c)``."""
+
+    def __init__(self, net: WaveNet) -> None:
+        front = net.front_conv[0].conv
+        self.front = (_weight(front), front.bias.detach())
+        self.channels = front.out_channels
+        cond_weights, self.layers = [], []
+        for n, block in enumerate(net.res_blocks):
+            filter_conv, gate_conv = block.filter_conv.conv, block.gate_conv.conv
+            w_in = torch.cat([_weight(filter_conv), _weight(gate_conv)], 0)  # (2C, C, 3)
+            b_in = torch.cat(
+                [filter_conv.bias + block.filter_conv_c.bias, gate_conv.bias + block.gate_conv_c.bias]
+            ).detach()  # (2C,)
+            cond_weights += [_weight(block.filter_conv_c), _weight(block.gate_conv_c)]
+            last = n == len(net.res_blocks) - 1
+            if last:  # only the skip output is used
+                w_out, b_out = _weight(block.skip_conv), block.skip_conv.bias.detach()
+            else:
+                w_out = torch.cat([_weight(block.res_conv), _weight(block.skip_conv)], 0)  # (2C, C, 1)
+                b_out = torch.cat([block.res_conv.bias, block.skip_conv.bias]).detach()
+            self.layers.append((w_in, b_in, filter_conv.dilation[0], w_out, b_out, last))
+        self.cond = torch.cat(cond_weights, 0)  # (n_layer * 2C, cond, 1)
+        hidden, zero = net.final_conv[1].conv, net.final_conv[3]
+        gain = torch.exp(3 * zero.scale.detach()).view(-1)  # (out,)
+        self.final = (_weight(hidden), hidden.bias.detach())
+        self.zero = (zero.conv.weight.detach() * gain.view(-1, 1, 1), zero.conv.bias.detach() * gain)
+
+    def __call__(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        C = self.channels
+        h = F.relu(F.conv1d(x, *self.front, padding=1))  # (B, C, T)
+        cond = F.conv1d(c, self.cond)  # (B, n_layer * 2C, T)
+        skip = None
+        for n, (w_in, b_in, dilation, w_out, b_out, last) in enumerate(self.layers):
+            acts = F.conv1d(h, w_in, b_in, padding=dilation, dilation=dilation) + cond[:, 2 * C * n : 2 * C * (n + 1)]
+            out = F.conv1d(torch.tanh(acts[:, :C]) * torch.sigmoid(acts[:, C:]), w_out, b_out)
+            if not last:
+                h = (h + out[:, :C]) * math.sqrt(0.5)
+                out = out[:, C:]
+            skip = out if skip is None else skip + out
+        hidden = F.relu(F.conv1d(F.relu(skip), *self.final))
+        return F.conv1d(hidden, *self.zero)
+
+
+class FastFloWaveNet:
+    """FloWaveNet inference through :class:`FastWaveNet` operators, for a model whose weights are frozen.
+
+    Offers what the shared tools use of a model (``hop_length``, ``n_mel_channels``, ``infer``,
+    ``sample_latent``, ``parameters``) and keeps the model as ``.model``.
+    """
+
+    def __init__(self, model: FloWaveNet, cache_conditioning: bool = False) -> None:
+        del cache_conditioning  # nothing to cache beyond the fused weights
+        self.model = model
+        self.key = parameter_key(model)
+        self._coupling = [[FastWaveNet(flow.coupling.net) for flow in block.flows] for block in model.blocks]
+        self._prior = [FastWaveNet(block.prior) if block.split else None for block in model.blocks]
+
+    hop_length = property(lambda self: self.model.hop_length)
+    n_mel_channels = property(lambda self: self.model.n_mel_channels)
+    latent_steps_per_frame = property(lambda self: self.model.hop_length)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def sample_latent(self, *args, **kwargs) -> torch.Tensor:
+        return self.model.sample_latent(*args, **kwargs)
+
+    def coupling(self, k: int, j: int) -> FastWaveNet:
+        return self._coupling[k][j]
+
+    def prior(self, k: int) -> FastWaveNet:
+        return self._prior[k]
+
+    @torch.no_grad()
+    def infer(self, mel: torch.Tensor, sigma: float = 0.8, *, z=None, generator=None, lengths=None) -> torch.Tensor:
+        """What ``model.infer`` returns for the same arguments, to float rounding: (B, n_mel, F) -> (B, 256 F)."""
+        if parameter_key(self.model) != self.key:
+            raise StaleWeightsError(
+                "the model's weights changed after its FastFloWaveNet was built (an optimizer step, "
+                "load_state_dict, .to() or .half()): build a new FastFloWaveNet(model)"
+            )
+        return self.model._infer(mel, sigma, z=z, generator=generator, lengths=lengths, nets=self)
