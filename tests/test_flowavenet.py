@@ -451,3 +451,28 @@ def test_perturbations_stay_within_the_receptive_field(sizes):
     mel2[0, :, f] += 0.1
     changed = ((model.infer(mel2, z=z)[0] - base) != 0).nonzero()[:, 0]
     assert changed.numel() > 0 and 256 * f - reach <= changed.min() and changed.max() < 256 * (f + 1) + reach
+
+
+# ------------------------------------------------------------------------- fused inference
+
+
+def test_fused_inference_equals_infer_and_notices_changed_weights():
+    from waveglow.models.flowavenet_fast import FastFloWaveNet, StaleWeightsError
+
+    model = tiny_model(n_layer=3)
+    mel, audio = tiny_batch(frames=4)
+    initialize(model, mel, audio)
+    fast = FastFloWaveNet(model)
+    z = model.encode(mel, audio)
+    torch.testing.assert_close(fast.infer(mel, z=z), model.infer(mel, z=z), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.infer(mel, z=z), audio, atol=1e-5, rtol=0)
+    generator = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    torch.testing.assert_close(fast.infer(mel, 0.8, generator=generator()), model.infer(mel, 0.8, generator=generator()),
+                               atol=1e-5, rtol=0)
+    lengths = torch.tensor([1024, 512])
+    torch.testing.assert_close(fast.infer(mel, z=z, lengths=lengths), model.infer(mel, z=z, lengths=lengths), atol=1e-5, rtol=0)
+    assert fast.hop_length == 256 and fast.n_mel_channels == 80
+    model.remove_weight_norm()
+    with pytest.raises(StaleWeightsError, match="build a new FastFloWaveNet"):
+        fast.infer(mel, z=z)
+    torch.testing.assert_close(FastFloWaveNet(model).infer(mel, z=z), audio, atol=1e-5, rtol=0)
