@@ -384,6 +384,7 @@ class FloWaveNet(nn.Module):
         if min(in_channel, cin_channel, n_block, n_flow, n_layer, block_per_split, n_channels) < 1:
             raise ValueError(f"every FloWaveNet size must be positive, got {self.config}")
         self.hop_length = HOP_LENGTH
+        self.latent_steps_per_frame = HOP_LENGTH  # z is (B, 1, T): one latent step per sample
         self.n_mel_channels = cin_channel
         self.in_channel = in_channel
         self.n_block = n_block

@@ -66,18 +66,27 @@ class FastWaveNet:
 
     def __call__(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         C = self.channels
-        h = F.relu(F.conv1d(x, *self.front, padding=1))  # (B, C, T)
-        cond = F.conv1d(c, self.cond)  # (B, n_layer * 2C, T)
+        h = F.conv1d(x, *self.front, padding=1).relu_()  # (B, C, T)
+        cond = pointwise(c, self.cond)  # (B, n_layer * 2C, T)
         skip = None
         for n, (w_in, b_in, dilation, w_out, b_out, last) in enumerate(self.layers):
-            acts = F.conv1d(h, w_in, b_in, padding=dilation, dilation=dilation) + cond[:, 2 * C * n : 2 * C * (n + 1)]
-            out = F.conv1d(torch.tanh(acts[:, :C]) * torch.sigmoid(acts[:, C:]), w_out, b_out)
+            acts = F.conv1d(h, w_in, b_in, padding=dilation, dilation=dilation).add_(cond[:, 2 * C * n : 2 * C * (n + 1)])
+            gated = torch.tanh(acts[:, :C]).mul_(torch.sigmoid(acts[:, C:]))  # (B, C, T)
+            out = pointwise(gated, w_out, b_out)
             if not last:
-                h = (h + out[:, :C]) * math.sqrt(0.5)
+                h = torch.add(h, out[:, :C]).mul_(math.sqrt(0.5))
                 out = out[:, C:]
-            skip = out if skip is None else skip + out
-        hidden = F.relu(F.conv1d(F.relu(skip), *self.final))
-        return F.conv1d(hidden, *self.zero)
+            skip = out.clone() if skip is None else skip.add_(out)
+        hidden = pointwise(skip.relu_(), *self.final).relu_()
+        return pointwise(hidden, *self.zero)
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 convolution as one batched GEMM: x (B, I, T), weight (O, I, 1), bias (O,) -> (B, O, T)."""
+    w = weight[:, :, 0].expand(x.size(0), -1, -1)  # (B, O, I)
+    if bias is None:
+        return torch.bmm(w, x)
+    return torch.baddbmm(bias.view(1, -1, 1), w, x)
 
 
 class FastFloWaveNet:
