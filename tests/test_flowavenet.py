@@ -476,3 +476,21 @@ def test_fused_inference_equals_infer_and_notices_changed_weights():
     with pytest.raises(StaleWeightsError, match="build a new FastFloWaveNet"):
         fast.infer(mel, z=z)
     torch.testing.assert_close(FastFloWaveNet(model).infer(mel, z=z), audio, atol=1e-5, rtol=0)
+
+
+# -------------------------------------------------------------------------------- denoiser
+
+
+def test_bias_at_sigma_0_is_periodic_in_2_pow_n_block_and_the_denoiser_removes_it():
+    """An all-zero mel is FloWaveNet's silence; at sigma 0 the flow leaves a pattern repeating every
+    2 ** n_block samples (tones at multiples of fs / 256 for 8 blocks), which Denoiser measures and subtracts."""
+    from waveglow.denoiser import Denoiser
+
+    model = tiny_model(n_block=8, n_flow=2, block_per_split=4)
+    bias = model.infer(torch.zeros(1, 80, 88), sigma=0.0)[0]
+    middle = bias[60 * 256 : 80 * 256]  # away from the edges' zero padding
+    assert middle.std() > 0.05
+    torch.testing.assert_close(middle[256:], middle[:-256], atol=1e-6, rtol=0)
+    assert (middle[128:] - middle[:-128]).abs().max() > 0.05
+    denoised = Denoiser(model)(bias[None], strength=1.0)[0, 60 * 256 : 80 * 256]
+    assert denoised.pow(2).mean() < 0.3 * middle.pow(2).mean()
