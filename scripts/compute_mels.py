@@ -2,7 +2,8 @@
 
     python scripts/compute_mels.py -f test_files.txt -o mels -c configs/config.json
 
-Writes ``<wav file name>.pt`` (e.g. ``LJ001-0001.wav.pt``) holding a (n_mel, frames) float32
+The features are those of the config's model family (``-c configs/flowavenet.json``: FloWaveNet's
+recipe, on peak-normalised audio); without ``-c``, NVIDIA's WaveGlow features. Writes ``<wav file name>.pt`` (e.g. ``LJ001-0001.wav.pt``) holding a (n_mel, frames) float32
 tensor, or ``<wav file name>.npy`` with ``--format npy``; ``inference.py`` reads both. A file that
 cannot be used is reported on one line and skipped, and the exit status is then 1.
 """
@@ -19,8 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from torch import nn  # noqa: E402
+
 from waveglow.audio import MelSpectrogram, load_audio  # noqa: E402
-from waveglow.config import ConfigError, DataConfig, load_config  # noqa: E402
+from waveglow.config import Config, ConfigError, DataConfig, load_config  # noqa: E402
 from waveglow.data import read_file_list  # noqa: E402
 
 
@@ -35,18 +38,21 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def data_settings(args: argparse.Namespace) -> DataConfig:
-    data_config = load_config(args.config).data_config if args.config else DataConfig()
+def data_settings(args: argparse.Namespace) -> tuple[DataConfig, nn.Module]:
+    """The data_config and the features of the config's model family (WaveGlow's without a config)."""
+    config: Config | None = load_config(args.config) if args.config else None
+    data_config = config.data_config if config is not None else DataConfig()
     data_config.resample = data_config.resample or args.resample
     data_config.downmix = data_config.downmix or args.downmix
-    return data_config
+    features = config.family.features(data_config) if config is not None else MelSpectrogram.from_config(data_config)
+    return data_config, features
 
 
-def compute_mel(path: str, features: MelSpectrogram, data_config: DataConfig) -> torch.Tensor:
-    """One audio file -> (n_mel, 1 + T // hop_length) float32."""
+def compute_mel(path: str, features: nn.Module, data_config: DataConfig) -> torch.Tensor:
+    """One audio file -> (n_mel, 1 + T // hop_length) float32, prepared as the features expect."""
     audio = load_audio(path, data_config.sampling_rate, resample=data_config.resample, downmix=data_config.downmix)
     with torch.no_grad():
-        return features(audio[None])[0].contiguous()  # (n_mel, frames)
+        return features(features.prepare_audio(audio[None]))[0].contiguous()  # (n_mel, frames)
 
 
 def save_mel(mel: torch.Tensor, output_path: str, fmt: str) -> None:
@@ -57,11 +63,10 @@ def save_mel(mel: torch.Tensor, output_path: str, fmt: str) -> None:
         torch.save(mel.clone(), output_path)  # clone: save only this tensor's storage
 
 
-def compute_all(files: list[str], data_config: DataConfig, args: argparse.Namespace) -> int:
+def compute_all(files: list[str], data_config: DataConfig, features: nn.Module, args: argparse.Namespace) -> int:
     """Write every file's mel with a progress bar; each failure is one line. Returns the number of failures."""
     from tqdm import tqdm
 
-    features = MelSpectrogram.from_config(data_config)
     failed, seen = 0, set()
     for path in tqdm(files, desc="mels", unit="file", file=sys.stderr):
         name = f"{os.path.basename(path)}.{args.format}"
@@ -85,7 +90,7 @@ def fail(message: str) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        data_config = data_settings(args)
+        data_config, features = data_settings(args)
     except ConfigError as e:
         return fail(str(e))
     try:
@@ -98,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.makedirs(args.output_dir, exist_ok=True)
     except OSError as e:
         return fail(f"{args.output_dir}: cannot create output folder: {e.strerror or e}")
-    failed = compute_all(files, data_config, args)
+    failed = compute_all(files, data_config, features, args)
     print(f"wrote {len(files) - failed} of {len(files)} mel files to {args.output_dir}" + (f"; {failed} skipped" if failed else ""))
     return 1 if failed else 0
 

@@ -74,6 +74,7 @@ class ModelFamily:
 # name -> module that defines the family's ``FAMILY`` record; imported on first use.
 _MODULES: dict[str, str] = {
     "waveglow": "waveglow.models.waveglow",
+    "flowavenet": "waveglow.models.flowavenet",
 }
 FAMILIES = tuple(_MODULES)  # names, in registration order
 _loaded: dict[str, ModelFamily] = {}

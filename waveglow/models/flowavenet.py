@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
-from ..model import WeightNormConv1d
+from .waveglow import WeightNormConv1d
 
 __all__ = [
     "FloWaveNetConfig",
@@ -48,6 +48,7 @@ __all__ = [
     "unsqueeze",
     "HOP_LENGTH",
     "CHUNK_OVERLAP_FRAMES",
+    "FAMILY",
 ]
 
 HOP_LENGTH = 256  # the upsampler's two transposed convolutions each stretch time by 16
@@ -776,3 +777,117 @@ def build_flowavenet(
         raise _checkpoint_error(f"{source}: cannot build FloWaveNet from its config: {e}") from None
     load_flowavenet_state_dict(model, state_dict, source)
     return model
+
+
+# ------------------------------------------------------------------------------ the family
+
+
+def _validate(config, source: str) -> None:
+    from ..config import ConfigError
+
+    m, d = config.model_config, config.data_config
+    sizes = {f.name: getattr(m, f.name) for f in fields(m) if f.name != "affine"}
+    for key, value in sizes.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: flowavenet_config.{key} must be positive, got {value}")
+    if d.hop_length != HOP_LENGTH:
+        raise ConfigError(f"{source}: data_config.hop_length must be {HOP_LENGTH} for FloWaveNet (its upsampler is fixed), got {d.hop_length}")
+    if d.n_mel_channels != m.cin_channel:
+        raise ConfigError(
+            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from flowavenet_config.cin_channel "
+            f"{m.cin_channel}: the features must be what the model takes"
+        )
+    if m.in_channel != 1:
+        raise ConfigError(f"{source}: flowavenet_config.in_channel must be 1 (mono audio), got {m.in_channel}")
+    frames = d.segment_length // HOP_LENGTH
+    if frames < 1 or (frames * HOP_LENGTH) % 2**m.n_block:
+        raise ConfigError(
+            f"{source}: data_config.segment_length {d.segment_length} gives {frames} frames; FloWaveNet needs at least "
+            f"one, and frames * 256 a multiple of 2 ** n_block = {2 ** m.n_block}"
+        )
+
+
+def _build(config) -> FloWaveNet:
+    return FloWaveNet(**config.model_config.to_kwargs())
+
+
+def _features(data_config):
+    from ..audio import FloWaveNetMelSpectrogram
+
+    return FloWaveNetMelSpectrogram.from_config(data_config)
+
+
+def _training_dataset(files, data_config):
+    from ..data import FrameAlignedDataset
+
+    return FrameAlignedDataset(files, data_config)
+
+
+def _validation_dataset(files, data_config):
+    from ..data import FrameAlignedValidationDataset
+
+    return FrameAlignedValidationDataset(files, data_config)
+
+
+def _read_foreign(obj: Any, path: str):
+    """A ksw0306 file or a bare FloWaveNet state dict -> Checkpoint; None for anything else."""
+    from ..checkpoint import Checkpoint
+
+    candidate = obj.get("state_dict") if isinstance(obj, Mapping) and set(obj) <= KSW0306_KEYS else obj
+    if not is_flowavenet_state_dict(candidate):
+        return None
+    state_dict, config, iteration = read_ksw0306(obj, path)
+    kind = "ksw0306" if candidate is not obj else "state_dict"
+    return Checkpoint(path=path, kind=kind, model_config=config.to_kwargs(), state_dict=state_dict, iteration=iteration,
+                      family="flowavenet", data_config=dict(DATA_DEFAULTS))
+
+
+def _checkpoint_extra(model: FloWaveNet) -> dict:
+    return {"actnorm_initialized": bool(model.initialized)}
+
+
+def _restore_extra(model: FloWaveNet, checkpoint) -> None:
+    """Our checkpoints record whether ActNorm was initialised; any other loaded weights count as initialised."""
+    model.initialized = bool(checkpoint.extra.get("actnorm_initialized", True))
+
+
+def _inference_model(model: FloWaveNet, cache_conditioning: bool):
+    from .flowavenet_fast import FastFloWaveNet
+
+    return FastFloWaveNet(model, cache_conditioning)
+
+
+# data_config of files that carry none (ksw0306's): its preprocessing and crops
+DATA_DEFAULTS = {"mel_fmin": 125.0, "mel_fmax": 7600.0, "segment_length": 15872}
+
+
+def _family():
+    from . import ModelFamily
+
+    return ModelFamily(
+        name="flowavenet",
+        section="flowavenet_config",
+        config_class=FloWaveNetConfig,
+        model_class=FloWaveNet,
+        build=_build,
+        loss=lambda train_config: FloWaveNetLoss(),
+        features=_features,
+        training_dataset=_training_dataset,
+        validation_dataset=_validation_dataset,
+        validate=_validate,
+        model_config=lambda model: model.config,
+        read_foreign=_read_foreign,
+        infer_config=lambda state_dict, source: infer_flowavenet_config(state_dict, source).to_kwargs(),
+        default_sigma=0.8,  # ksw0306's synthesize.py temperature
+        overlap_frames=CHUNK_OVERLAP_FRAMES,
+        initialize=initialize,
+        inference_model=_inference_model,
+        denoiser_applies=True,  # see docs/flowavenet.md: the sigma-0 bias repeats every 256 samples
+        data_defaults=DATA_DEFAULTS,
+        checkpoint_extra=_checkpoint_extra,
+        restore_extra=_restore_extra,
+        silence_feature=0.0,  # clip((20 log10(1e-4) - 20 + 100) / 100, 0, 1)
+    )
+
+
+FAMILY = _family()

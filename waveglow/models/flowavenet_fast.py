@@ -11,7 +11,7 @@ Every WaveNet of the model is rebuilt as plain tensors once (weight norm folded 
 
 These are exact rewrites: the output equals ``model.infer`` to float rounding, with the same
 noise. :class:`FastFloWaveNet` keeps the model interface the shared tools use and raises
-:class:`StaleWeightsError` if the model's weights change after it was built.
+:class:`waveglow.fast.StaleWeightsError` (as FastWaveGlow does) if the model's weights change after it was built.
 """
 
 from __future__ import annotations
@@ -22,14 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fast import parameter_key
+from ..fast import StaleWeightsError, parameter_key
 from .flowavenet import FloWaveNet, WaveNet
 
 __all__ = ["FastFloWaveNet", "FastWaveNet", "StaleWeightsError"]
-
-
-class StaleWeightsError(RuntimeError):
-    """The model's weights changed after its FastFloWaveNet was built."""
 
 
 def _weight(conv: nn.Module) -> torch.Tensor:
