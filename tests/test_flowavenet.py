@@ -494,3 +494,16 @@ def test_bias_at_sigma_0_is_periodic_in_2_pow_n_block_and_the_denoiser_removes_i
     assert (middle[128:] - middle[:-128]).abs().max() > 0.05
     denoised = Denoiser(model)(bias[None], strength=1.0)[0, 60 * 256 : 80 * 256]
     assert denoised.pow(2).mean() < 0.3 * middle.pow(2).mean()
+
+
+def test_loss_under_bfloat16_autocast_is_float32_and_close():
+    model = tiny_model().train()
+    mel, audio = tiny_batch()
+    initialize(model, mel, audio)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = FloWaveNetLoss()(model(mel, audio))
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        torch.testing.assert_close(loss.detach(), FloWaveNetLoss()(model(mel, audio)), atol=2e-2, rtol=0)
