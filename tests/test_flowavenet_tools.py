@@ -125,3 +125,22 @@ def test_mismatched_and_truncated_ksw0306_files_are_one_line_errors(tmp_path, ca
     assert inference.main(["-f", CLIPS[0], "--wav", "-w", str(truncated), "-o", str(tmp_path / "o"), "--device", "cpu"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "truncated.pth" in err[0] and "Traceback" not in err[0]
+
+
+def test_chunks_with_the_receptive_field_as_overlap_reproduce_the_whole():
+    from waveglow.synthesis import synthesize
+
+    torch.manual_seed(0)
+    model = FloWaveNet(n_block=8, n_flow=1, n_layer=1, block_per_split=4, n_channels=8)
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module).__name__ == "ZeroConv1d":
+                module.conv.weight.normal_(0, 0.3)
+                module.scale.normal_(0, 0.1)
+    model.eval()
+    overlap = -(-model.receptive_field_samples() // 256)  # 5 frames
+    mel = torch.rand(80, 40)
+    vocode = lambda **kw: synthesize(model, mel, sigma=0.8, generator=torch.Generator().manual_seed(3), **kw)  # noqa: E731
+    whole = vocode()
+    torch.testing.assert_close(vocode(chunk_frames=8, overlap_frames=overlap), whole, atol=1e-5, rtol=0)
+    assert (vocode(chunk_frames=8, overlap_frames=1) - whole).abs().max() > 1e-3  # too little context shows
