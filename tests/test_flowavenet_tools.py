@@ -144,3 +144,18 @@ def test_chunks_with_the_receptive_field_as_overlap_reproduce_the_whole():
     whole = vocode()
     torch.testing.assert_close(vocode(chunk_frames=8, overlap_frames=overlap), whole, atol=1e-5, rtol=0)
     assert (vocode(chunk_frames=8, overlap_frames=1) - whole).abs().max() > 1e-3  # too little context shows
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data_config.hop_length=200", "data_config.hop_length must be 256 for FloWaveNet"),
+    ("data_config.n_mel_channels=64", "data_config.n_mel_channels 64 differs from flowavenet_config.cin_channel 80"),
+    ("data_config.segment_length=100", "data_config.segment_length 100 gives 0 frames"),
+    ("flowavenet_config.n_flow=0", "flowavenet_config.n_flow must be positive"),
+    ("flowavenet_config.n_blocks=3", "n_blocks"),
+])
+def test_contradicting_settings_are_one_line_config_errors(override, message):
+    from waveglow.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(SMALL, [override])
+    assert message in str(e.value) and "\n" not in str(e.value) and "flowavenet_small.json" in str(e.value)
