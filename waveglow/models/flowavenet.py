@@ -299,7 +299,7 @@ class Flow(nn.Module):
 
 
 def squeeze(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, T) -> (B, 2C, T / 2); channel 2c + j... in the reference's order: c * 2 + j holds x[c, 2t + j]."""
+    """(B, C, T) -> (B, 2C, T / 2): channel 2c + j holds x[c, 2t + j], as in the reference."""
     B, C, T = x.shape
     x = x.view(B, C, T // 2, 2).permute(0, 1, 3, 2)  # (B, C, 2, T / 2)
     return x.reshape(B, 2 * C, T // 2)
