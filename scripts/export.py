@@ -66,13 +66,13 @@ def output_problem(path: str) -> str | None:
     return None
 
 
-def export(model, path: str, args: argparse.Namespace, sampling_rate: int) -> None:
+def export(model, path: str, args: argparse.Namespace, data_config) -> None:
     """Write the vocoder graph; raises whatever the exporter raises."""
     dtype = DTYPES[args.dtype]
     if args.format == "onnx":
-        export_onnx(model, path, opset=args.opset, dtype=dtype, sampling_rate=sampling_rate)
+        export_onnx(model, path, opset=args.opset, dtype=dtype, data_config=data_config)
     else:
-        export_torchscript(model, path, dtype=dtype, sampling_rate=sampling_rate)
+        export_torchscript(model, path, dtype=dtype, data_config=data_config)
 
 
 def write_and_verify(path: str, write, verify) -> str:
@@ -110,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    dtype, rate = DTYPES[args.dtype], data_config.sampling_rate
+    dtype = DTYPES[args.dtype]
     try:
         start = time.perf_counter()
-        summary = write_and_verify(args.output, lambda: export(model, args.output, args, rate),
+        summary = write_and_verify(args.output, lambda: export(model, args.output, args, data_config),
                                    lambda: verify_export(args.output, model, dtype, seed=args.seed))
         print(f"wrote {args.output} ({args.format}, {args.dtype}) in {time.perf_counter() - start:.1f} s: {summary}")
         if args.denoiser:
             denoiser = Denoiser(model)
-            meta = graph_metadata(model, rate, torch.float32)
+            meta = graph_metadata(model, data_config, torch.float32)
             summary = write_and_verify(paths[1], lambda: export_denoiser(denoiser, paths[1], args.format, meta, args.opset),
                                        lambda: verify_denoiser(paths[1], denoiser, seed=args.seed))
             print(f"wrote {paths[1]} (denoiser, float32): {summary}")

@@ -21,12 +21,14 @@ audio (B, T), with the STFT and its inverse written as convolutions with the Fou
 (ONNX has no inverse STFT and no complex numbers).
 
 Every file carries its settings (family, n_mel_channels, n_group, hop_length, sampling_rate,
-graph kind, dtype) as ONNX ``metadata_props`` or a TorchScript extra file ``metadata.json``.
+the latent's drawing order, graph kind, dtype, the data config as JSON) as ONNX ``metadata_props``
+or a TorchScript extra file ``metadata.json``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import contextlib
 import inspect
 import json
@@ -41,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import DataConfig
 from .denoiser import Denoiser
 from .model import Invertible1x1Conv
 
@@ -208,18 +211,34 @@ def example_inputs(
 # ------------------------------------------------------------------------------ metadata
 
 
-def graph_metadata(model: nn.Module, sampling_rate: int, dtype: torch.dtype, graph: str = "vocoder") -> dict[str, str]:
+def latent_draws(model: nn.Module) -> list[int]:
+    """Channels of each N(0, 1) block ``model.sample_latent`` draws, in drawing order; the latent is
+    their concatenation along channels in the reverse order (WaveGlow: the final channels first,
+    then each early block)."""
+    if not hasattr(model, "n_early_size"):
+        return [getattr(model, "n_group", 1)]
+    n_early = sum(model.is_early_exit(k) for k in range(model.n_flows))
+    return [model.n_remaining_channels] + [model.n_early_size] * n_early
+
+
+def graph_metadata(
+    model: nn.Module, data_config: DataConfig | None, dtype: torch.dtype, graph: str = "vocoder"
+) -> dict[str, str]:
     """What a runtime needs to use a graph, as strings (ONNX metadata_props are string to string)."""
+    data_config = data_config or DataConfig(n_mel_channels=model.n_mel_channels)
+    vocoder = graph == "vocoder"
     return {
         "graph": graph,
         "family": family_name(model),
         "n_mel_channels": str(model.n_mel_channels),
         "n_group": str(getattr(model, "n_group", 1)),
         "hop_length": str(hop_length(model)),
-        "sampling_rate": str(int(sampling_rate)),
+        "sampling_rate": str(int(data_config.sampling_rate)),
+        "latent_draws": ",".join(map(str, latent_draws(model))),
         "dtype": str(dtype).removeprefix("torch."),
-        "inputs": "mel (B, n_mel, F), z (B, n_group, hop F / n_group)" if graph == "vocoder" else "audio (B, T), strength (1,)",
-        "outputs": "audio (B, hop F)" if graph == "vocoder" else "audio (B, T)",
+        "inputs": "mel (B, n_mel, F), z (B, n_group, hop F / n_group)" if vocoder else "audio (B, T), strength (1,)",
+        "outputs": "audio (B, hop F)" if vocoder else "audio (B, T)",
+        "data_config": json.dumps(dataclasses.asdict(data_config)),
     }
 
 
@@ -292,25 +311,25 @@ def export_onnx(
     path: str | os.PathLike,
     opset: int = DEFAULT_OPSET,
     dtype: torch.dtype = torch.float32,
-    sampling_rate: int = 22050,
+    data_config: DataConfig | None = None,
 ) -> str:
     """Write ``model``'s :class:`InferenceGraph` as an ONNX file; returns the path."""
     graph = InferenceGraph(model, dtype).eval()
     args = example_inputs(graph.model, 2, 8, dtype, torch.Generator().manual_seed(0))  # batch 2: 1 would specialise
     path = os.fspath(path)
     _onnx_export(graph, args, path, (("mel", "z"), ("audio",)), _dynamic_shapes(graph.model), opset,
-                 graph_metadata(graph.model, sampling_rate, dtype))
+                 graph_metadata(graph.model, data_config, dtype))
     return path
 
 
 def export_torchscript(
-    model: nn.Module, path: str | os.PathLike, dtype: torch.dtype = torch.float32, sampling_rate: int = 22050
+    model: nn.Module, path: str | os.PathLike, dtype: torch.dtype = torch.float32, data_config: DataConfig | None = None
 ) -> str:
     """Write ``model``'s :class:`InferenceGraph` traced to TorchScript; returns the path."""
     graph = InferenceGraph(model, dtype).eval()
     args = example_inputs(graph.model, 2, 8, dtype, torch.Generator().manual_seed(0))
     path = os.fspath(path)
-    _save_traced(graph, args, path, graph_metadata(graph.model, sampling_rate, dtype))
+    _save_traced(graph, args, path, graph_metadata(graph.model, data_config, dtype))
     return path
 
 
