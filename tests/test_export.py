@@ -159,3 +159,18 @@ def test_inference_onnx_bad_file_is_one_line(tmp_path, capsys, exported):
     assert len(err) == 1 and "bad.onnx: not a usable ONNX file" in err[0]
     with pytest.raises(OnnxModelError, match="a denoiser graph, not a vocoder graph"):
         OnnxVocoder(exported["onnx"].replace(".onnx", ".denoiser.onnx"))
+
+
+def test_docs_snippet_vocodes_with_onnxruntime_alone(tmp_path, exported, model, monkeypatch):
+    text = open(os.path.join(REPO, "docs", "export.md")).read()
+    snippet = text.split("```python\n")[1].split("```")[0]
+    assert "waveglow" not in snippet.replace('"waveglow.onnx"', "")  # no code from this repository
+    mel = (torch.randn(80, 11, generator=torch.Generator().manual_seed(2)) - 5).numpy()
+    np.save(tmp_path / "mel.npy", mel)
+    os.symlink(exported["onnx"], tmp_path / "waveglow.onnx")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "docs/export.md", "exec"), namespace)
+    expected = model.infer(torch.from_numpy(mel)[None], z=torch.from_numpy(namespace["z"]))[0]
+    assert namespace["audio"].shape == (256 * 11,)
+    assert np.abs(namespace["audio"] - expected.numpy()).max() < 1e-4

@@ -49,14 +49,17 @@ def providers_for(device: str | None) -> list[str]:
 class _Session:
     """An onnxruntime session and the metadata of its file; raises OnnxModelError on a bad file."""
 
-    def __init__(self, path: str | os.PathLike, device: str | None, graph: str) -> None:
+    def __init__(self, path: str | os.PathLike, device: str | None, graph: str, threads: int | None = None) -> None:
         import onnxruntime
 
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise OnnxModelError(f"{self.path}: no such ONNX file")
         try:
-            self.session = onnxruntime.InferenceSession(self.path, providers=providers_for(device))
+            options = onnxruntime.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            self.session = onnxruntime.InferenceSession(self.path, options, providers=providers_for(device))
         except OnnxModelError:
             raise
         except Exception as e:  # onnxruntime's own errors: not a protobuf, unknown operators ...
@@ -82,10 +85,12 @@ class OnnxVocoder:
 
     ``infer(mel (B, n_mel, F), sigma, *, z=None, generator=None, lengths=None) -> (B, hop F)``
     float32 on the CPU; ``z`` in the layout ``sample_latent`` returns (B, n_group, hop F / n_group).
+    ``device``: ``cpu``, ``cuda`` (onnxruntime-gpu's provider) or None (CUDA when present);
+    ``threads``: onnxruntime's intra-op threads (default: one per core).
     """
 
-    def __init__(self, path: str | os.PathLike, device: str | None = None) -> None:
-        self._session = _Session(path, device, "vocoder")
+    def __init__(self, path: str | os.PathLike, device: str | None = None, threads: int | None = None) -> None:
+        self._session = _Session(path, device, "vocoder", threads)
         self.path, self.device = self._session.path, device
         meta = self.metadata = self._session.metadata
         self.family = meta["family"]
