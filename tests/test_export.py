@@ -99,12 +99,12 @@ def test_latent_drawn_as_the_model_draws_it(exported, model):
 def test_verification_refuses_a_file_of_other_weights(tmp_path, model):
     path = export_torchscript(model, tmp_path / "a.ts")
     assert verify_export(path, model).worst < 1e-4
-    other = randomize_end(load_checkpoint_copy(model))
+    other = randomize_end(fresh_model_like(model))
     with pytest.raises(ExportError, match="does not reproduce the model"):
         verify_export(path, other)
 
 
-def load_checkpoint_copy(model: WaveGlow) -> WaveGlow:
+def fresh_model_like(model: WaveGlow) -> WaveGlow:
     clone = WaveGlow(**{k: getattr(model, k) for k in ("n_mel_channels", "n_flows", "n_group", "n_early_every", "n_early_size", "WN_config")})
     return clone.remove_weight_norm().eval()
 
