@@ -194,9 +194,20 @@ def family_name(model: nn.Module) -> str:
     return type(model).__name__.lower()
 
 
+def latent_steps_per_frame(model: nn.Module) -> int:
+    """Latent steps (its last axis) per mel frame: WaveGlow hop / n_group, FloWaveNet hop."""
+    steps = getattr(model, "latent_steps_per_frame", None)
+    return int(steps) if steps else hop_length(model) // getattr(model, "n_group", 1)
+
+
 def latent_length(model: nn.Module, frames: int) -> int:
-    """The latent's last dimension for ``frames`` mel frames (WaveGlow: hop F / n_group group steps)."""
-    return hop_length(model) * frames // getattr(model, "n_group", 1)
+    """The latent's last dimension for ``frames`` mel frames."""
+    return latent_steps_per_frame(model) * frames
+
+
+def latent_channels(model: nn.Module) -> int:
+    """The latent's channel axis (WaveGlow: n_group; FloWaveNet: in_channel)."""
+    return model.sample_latent(1, latent_steps_per_frame(model), 1.0, None, torch.device("meta")).size(1)
 
 
 def example_inputs(
@@ -216,7 +227,7 @@ def latent_draws(model: nn.Module) -> list[int]:
     their concatenation along channels in the reverse order (WaveGlow: the final channels first,
     then each early block)."""
     if not hasattr(model, "n_early_size"):
-        return [getattr(model, "n_group", 1)]
+        return [latent_channels(model)]
     n_early = sum(model.is_early_exit(k) for k in range(model.n_flows))
     return [model.n_remaining_channels] + [model.n_early_size] * n_early
 
@@ -227,16 +238,19 @@ def graph_metadata(
     """What a runtime needs to use a graph, as strings (ONNX metadata_props are string to string)."""
     data_config = data_config or DataConfig(n_mel_channels=model.n_mel_channels)
     vocoder = graph == "vocoder"
+    channels, steps = latent_channels(model), latent_steps_per_frame(model)
     return {
         "graph": graph,
         "family": family_name(model),
         "n_mel_channels": str(model.n_mel_channels),
-        "n_group": str(getattr(model, "n_group", 1)),
+        "n_group": str(getattr(model, "n_group", channels)),
         "hop_length": str(hop_length(model)),
+        "latent_channels": str(channels),
+        "latent_steps_per_frame": str(steps),
         "sampling_rate": str(int(data_config.sampling_rate)),
         "latent_draws": ",".join(map(str, latent_draws(model))),
         "dtype": str(dtype).removeprefix("torch."),
-        "inputs": "mel (B, n_mel, F), z (B, n_group, hop F / n_group)" if vocoder else "audio (B, T), strength (1,)",
+        "inputs": f"mel (B, {model.n_mel_channels}, F), z (B, {channels}, {steps} F)" if vocoder else "audio (B, T), strength (1,)",
         "outputs": "audio (B, hop F)" if vocoder else "audio (B, T)",
         "data_config": json.dumps(dataclasses.asdict(data_config)),
     }
@@ -274,7 +288,7 @@ def _dynamic_shapes(model: nn.Module) -> dict:
     """Batch and frames dynamic; the latent's last axis is a fixed multiple of the frames."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     frames = torch.export.Dim("frames", min=1, max=1 << 20)
-    steps_per_frame = latent_length(model, 1)
+    steps_per_frame = latent_steps_per_frame(model)
     return {"mel": {0: batch, 2: frames}, "z": {0: batch, 2: steps_per_frame * frames}}
 
 

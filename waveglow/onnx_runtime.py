@@ -93,11 +93,12 @@ class OnnxVocoder:
         self._session = _Session(path, device, "vocoder", threads)
         self.path, self.device = self._session.path, device
         meta = self.metadata = self._session.metadata
-        self.family = meta["family"]
+        self.family_name = meta["family"]
         self.n_mel_channels = int(meta["n_mel_channels"])
         self.n_group = int(meta["n_group"])
         self.hop_length = int(meta["hop_length"])
-        self.latent_steps_per_frame = self.hop_length // self.n_group
+        self.latent_channels = int(meta.get("latent_channels", self.n_group))
+        self.latent_steps_per_frame = int(meta.get("latent_steps_per_frame", self.hop_length // self.n_group))
         self.sampling_rate = int(meta["sampling_rate"])
         self.latent_blocks = [int(c) for c in meta["latent_draws"].split(",")]
         data = json.loads(meta["data_config"]) if "data_config" in meta else {"n_mel_channels": self.n_mel_channels}
@@ -114,7 +115,7 @@ class OnnxVocoder:
     def sample_latent(
         self, batch: int, n: int, sigma: float, generator: torch.Generator | None, device: torch.device | str = "cpu"
     ) -> torch.Tensor:
-        """sigma * N(0, 1) of shape (B, n_group, n), drawn block by block as the PyTorch model draws it."""
+        """sigma * N(0, 1) of shape (B, latent_channels, n), drawn block by block as the PyTorch model draws it."""
         draws = [torch.randn(batch, c, n, generator=generator, device=device) for c in self.latent_blocks]
         return sigma * torch.cat(draws[::-1], 1)
 
@@ -136,8 +137,8 @@ class OnnxVocoder:
         if z is None:
             gen_device = generator.device if generator is not None else torch.device("cpu")
             z = self.sample_latent(B, n, sigma, generator, gen_device)
-        elif tuple(z.shape) != (B, self.n_group, n):
-            raise ValueError(f"z must be {(B, self.n_group, n)}, got {tuple(z.shape)}")
+        elif tuple(z.shape) != (B, self.latent_channels, n):
+            raise ValueError(f"z must be {(B, self.latent_channels, n)}, got {tuple(z.shape)}")
         if lengths is None:
             return self._session.run(mel, z)
         audio = torch.zeros(B, self.hop_length * frames)
