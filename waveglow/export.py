@@ -110,7 +110,10 @@ def _freeze_inverses(model: nn.Module) -> None:
 
 
 def _inference_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` without its derived caches, weight norm removed, in eval mode."""
+    """A copy of ``model`` without its derived caches, weight norm removed, in eval mode.
+    An inference object wrapping a model (``.model``) gives a copy of the model it wraps."""
+    if not isinstance(model, nn.Module):
+        model = model.model
     fast = getattr(model, "_fast", None)
     memo = {id(fast): None} if fast is not None else {}  # the fast path's operators: not needed, maybe 2 GB
     clone = copy.deepcopy(model, memo)
