@@ -38,7 +38,8 @@ from waveglow.export import (  # noqa: E402
     verify_denoiser,
     verify_export,
 )
-from waveglow.synthesis import first_line, load_for_inference  # noqa: E402
+from waveglow.errors import first_line  # noqa: E402
+from waveglow.synthesis import load_for_inference  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    model = model if isinstance(model, torch.nn.Module) else model.model  # the model a fast inference object wraps
     dtype = DTYPES[args.dtype]
     try:
         start = time.perf_counter()

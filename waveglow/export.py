@@ -45,7 +45,8 @@ from torch import nn
 
 from .config import DataConfig
 from .denoiser import Denoiser
-from .model import Invertible1x1Conv
+from .models import family_of
+from .models.waveglow import Invertible1x1Conv
 
 __all__ = [
     "FORMATS",
@@ -193,8 +194,8 @@ def hop_length(model: nn.Module) -> int:
 
 
 def family_name(model: nn.Module) -> str:
-    """The model family's registry name, as the checkpoint config names it (e.g. ``waveglow``)."""
-    return type(model).__name__.lower()
+    """The model family's registry name, as checkpoints record it (e.g. ``waveglow``)."""
+    return family_of(model).name
 
 
 def latent_steps_per_frame(model: nn.Module) -> int:
