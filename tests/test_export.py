@@ -15,7 +15,8 @@ from scipy.io import wavfile
 
 import inference
 from waveglow import Denoiser, WaveGlow, load_checkpoint, load_config, save_checkpoint
-from waveglow.export import ExportError, export_torchscript, read_metadata, verify_export
+from waveglow.export import ExportError, export_onnx, export_torchscript, read_metadata, verify_export
+from waveglow.models import FAMILIES
 from waveglow.onnx_runtime import OnnxDenoiser, OnnxModelError, OnnxVocoder
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -174,3 +175,30 @@ def test_docs_snippet_vocodes_with_onnxruntime_alone(tmp_path, exported, model, 
     expected = model.infer(torch.from_numpy(mel)[None], z=torch.from_numpy(namespace["z"]))[0]
     assert namespace["audio"].shape == (256 * 11,)
     assert np.abs(namespace["audio"] - expected.numpy()).max() < 1e-4
+
+
+def _tiny_flowavenet():
+    from waveglow.models.flowavenet import FloWaveNet
+
+    torch.manual_seed(0)
+    model = FloWaveNet(n_block=2, n_flow=1, n_layer=1, block_per_split=1, n_channels=8)
+    with torch.no_grad():  # couplings, priors and ActNorms that are not the identity
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.initialized = True
+    return model.remove_weight_norm().eval()
+
+
+@pytest.mark.skipif("flowavenet" not in FAMILIES, reason="FloWaveNet is not a registered family here")
+def test_flowavenet_exports_to_both_formats(tmp_path):
+    model = _tiny_flowavenet()
+    for fmt, export in (("onnx", export_onnx), ("torchscript", export_torchscript)):
+        path = export(model, tmp_path / f"fwn.{fmt}")
+        assert read_metadata(path)["family"] == "flowavenet" and read_metadata(path)["latent_steps_per_frame"] == "256"
+        check = verify_export(path, model, frames=[5, 13])  # two lengths, batch 1 and 2, against model.infer
+        assert set(check.max_abs_diff) == {(1, 5), (2, 5), (1, 13), (2, 13)} and check.worst < 1e-4
+    vocoder = OnnxVocoder(tmp_path / "fwn.onnx", "cpu")
+    mel = torch.randn(2, 80, 6) - 5
+    expected = model.infer(mel, 0.8, generator=torch.Generator().manual_seed(4))
+    assert expected.abs().max() > 1e-2
+    assert (vocoder.infer(mel, 0.8, generator=torch.Generator().manual_seed(4)) - expected).abs().max() < 1e-4

@@ -306,10 +306,22 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, names: tuple, dynami
         program = torch.onnx.export(
             module, args, input_names=list(names[0]), output_names=list(names[1]), dynamic_shapes=dynamic_shapes,
             opset_version=opset, dynamo=True, external_data=False, verbose=False,
+            custom_translation_table=_translations(),
         )
     proto = program.model_proto
     onnx.helper.set_model_props(proto, metadata)
     onnx.save(proto, path)
+
+
+def _translations() -> dict:
+    """ONNX for the operators torch's exporter lacks: ``signbit`` (from ``copysign``, in FloWaveNet's
+    ActNorm inverse) as x < 0, which differs only for -0.0."""
+    from onnxscript import opset18 as op
+
+    def signbit(x):
+        return op.Less(x, op.CastLike(0.0, x))
+
+    return {torch.ops.prims.signbit.default: signbit}
 
 
 @contextlib.contextmanager
