@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import export as export_script  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # the format tested here
+
 RATE = 16000  # not the default: proves the metadata comes from the checkpoint's config
 
 
@@ -78,7 +80,11 @@ def test_export_reproduces_infer_at_two_lengths_and_batch_sizes(exported, model,
 def test_denoiser_graph_matches_denoiser(exported, model, fmt):
     path = exported[fmt].replace(".onnx", ".denoiser.onnx").replace(".ts", ".denoiser.ts")
     denoiser = Denoiser(model)
-    run = OnnxDenoiser(path) if fmt == "onnx" else (lambda a, s: torch.jit.load(path)(a, torch.tensor([s])))
+    if fmt == "onnx":
+        run = OnnxDenoiser(path)
+    else:
+        module = torch.jit.load(path)
+        run = lambda audio, strength: module(audio, torch.tensor([strength]))  # noqa: E731
     gen = torch.Generator().manual_seed(1)
     for length in (300, 5000):  # 300: shorter than half a filter, zero-padded first (ONNX runner)
         if fmt == "torchscript" and length < 600:

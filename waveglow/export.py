@@ -269,7 +269,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         model = onnx.load(path, load_external_data=False)
         return {p.key: p.value for p in model.metadata_props}
     files = {METADATA_FILE: ""}
-    torch.jit.load(path, map_location="cpu", _extra_files=files)
+    _jit_load(path, files)
     return json.loads(files[METADATA_FILE])
 
 
@@ -367,7 +367,14 @@ def _save_traced(module: nn.Module, args: tuple, path: str, metadata: dict[str, 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # shape checks traced as constants: the verification covers them
         traced = torch.jit.trace(module, args, check_trace=False)
-    torch.jit.save(traced, path, _extra_files={METADATA_FILE: json.dumps(metadata)})
+        torch.jit.save(traced, path, _extra_files={METADATA_FILE: json.dumps(metadata)})  # deprecated in torch 2.13, still supported
+
+
+def _jit_load(path: str, extra_files: dict | None = None) -> torch.jit.ScriptModule:
+    """torch.jit.load without its deprecation warning (TorchScript is the format asked for here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path, map_location="cpu", _extra_files=extra_files or {})
 
 
 def export_denoiser(
@@ -421,7 +428,7 @@ class _Runner:
             self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
             self.names = [i.name for i in self.session.get_inputs()]
         else:
-            self.module = torch.jit.load(path, map_location="cpu")
+            self.module = _jit_load(path)
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         if self.format == "onnx":
