@@ -7,8 +7,8 @@ The exported program is ``model.infer(mel, z=z)`` with weight norm folded into p
 
 B and F are dynamic: one file serves every batch size and length. sigma is not an input: it
 scales z, so whoever draws z applies it (``z = sigma * N(0, 1)``), as DeepLearningExamples'
-export does. The graph is traced from the model's own reverse loop (its reference path, ``fast=False``
-for WaveGlow); the only change is that each 1x1 convolution's inverse W^-1, which the model computes
+export does. The graph is traced from the model's own reverse loop (``model.infer``, the reference
+path); the only change is that each 1x1 convolution's inverse W^-1, which the model computes
 per call, is computed once here and stored as a constant (ONNX has no matrix inverse).
 
 WaveGlow's fast path (:mod:`waveglow.fast`) is not traced: its gain on the CPU comes from the
@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import contextlib
-import inspect
 import json
 import logging
 import math
@@ -111,13 +110,11 @@ def _freeze_inverses(model: nn.Module) -> None:
 
 
 def _inference_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` without its derived caches, weight norm removed, in eval mode.
-    An inference object wrapping a model (``.model``) gives a copy of the model it wraps."""
+    """A copy of ``model``, weight norm removed, in eval mode. An inference object wrapping a
+    model (``.model``, e.g. FastWaveGlow) gives a copy of the model it wraps."""
     if not isinstance(model, nn.Module):
         model = model.model
-    fast = getattr(model, "_fast", None)
-    memo = {id(fast): None} if fast is not None else {}  # the fast path's operators: not needed, maybe 2 GB
-    clone = copy.deepcopy(model, memo)
+    clone = copy.deepcopy(model)
     clone.remove_weight_norm()
     return clone.eval()
 
@@ -126,7 +123,7 @@ class InferenceGraph(nn.Module):
     """``forward(mel (B, n_mel, F), z) -> audio (B, hop F)``: ``model.infer(mel, z=z)``, exportable.
 
     Holds a copy of ``model`` in ``dtype`` with weight norm removed and every W^-1 precomputed;
-    the inference path is the model's own (the reference path where the model has a fast one).
+    the inference path is the model's own reference path (``infer``).
     """
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32) -> None:
@@ -137,10 +134,9 @@ class InferenceGraph(nn.Module):
         self.dtype = dtype
         self.n_mel_channels = clone.n_mel_channels
         self.hop_length = hop_length(clone)
-        self._infer_options = {"fast": False} if "fast" in inspect.signature(clone.infer).parameters else {}
 
     def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.model.infer(mel, z=z, **self._infer_options)
+        return self.model.infer(mel, z=z)
 
 
 class DenoiserGraph(nn.Module):
