@@ -2,6 +2,7 @@
 
     python inference.py -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6
     python inference.py -f recordings/ -w checkpoints/waveglow_10000 -o out --wav   # copy synthesis
+    python inference.py -f mels.txt --onnx waveglow.onnx -o out -s 0.6               # onnxruntime (docs/export.md)
 
 Inputs: ``.pt`` (tensor (n_mel, frames) or (1, n_mel, frames)) and ``.npy`` mel files, given as
 paths, directories or file lists (one path per line; ``path|transcript`` lines work too). Each
@@ -29,6 +30,7 @@ from waveglow.denoiser import Denoiser
 from waveglow.devices import cpu_bf16_support, default_device
 from waveglow.errors import first_line
 from waveglow.models import family_of
+from waveglow.onnx_runtime import OnnxModelError, OnnxVocoder
 from waveglow.synthesis import (
     MelError,
     check_mel,
@@ -52,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-f", "--filelist_path", nargs="+", required=True,
                         help="mel files (.pt/.npy), directories of them, or text file lists")
-    parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("-w", "--waveglow_path", help="checkpoint (any format load_checkpoint reads)")
+    model.add_argument("--onnx", help="an ONNX file from scripts/export.py, run with onnxruntime (its dtype is the file's)")
     parser.add_argument("-o", "--output_dir", required=True)
     parser.add_argument("-s", "--sigma", type=float, default=None,
                         help="noise scale (temperature); default: the model family's (WaveGlow 1.0, FloWaveNet 0.8)")
@@ -218,6 +222,21 @@ def write_batch(batch: list[Utterance], audios: list[torch.Tensor], args, sampli
 # ------------------------------------------------------------------------------ main
 
 
+def load_model(args: argparse.Namespace):
+    """(model, data config): the checkpoint's model, or with --onnx an OnnxVocoder of the file."""
+    if args.onnx:
+        vocoder = OnnxVocoder(args.onnx, args.device)
+        return vocoder, vocoder.data_config
+    return load_for_inference(
+        args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], cache_conditioning=not args.low_memory
+    )
+
+
+def load_denoiser(model, args: argparse.Namespace):
+    """The PyTorch Denoiser of the model, or with --onnx the denoiser graph exported beside the file."""
+    return model.denoiser() if args.onnx else Denoiser(model)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     failures: list[str] = []
@@ -236,10 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.output_dir}: output directory not writable: {e.strerror or e}", file=sys.stderr)
         return 1
     try:
-        model, data_config = load_for_inference(
-            args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], cache_conditioning=not args.low_memory
-        )
-    except CheckpointError as e:
+        model, data_config = load_model(args)
+    except (CheckpointError, OnnxModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if args.wav:
@@ -267,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         report(message)
     utterances = load_inputs(files, model, data_config, args, report)
     utterances.sort(key=lambda u: u.mel.size(1))  # similar lengths share a batch: less padding
-    denoiser = Denoiser(model) if args.denoiser_strength > 0 else None
+    try:
+        denoiser = load_denoiser(model, args) if args.denoiser_strength > 0 else None
+    except OnnxModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
     start, seconds = time.perf_counter(), 0.0
     with tqdm(total=len(utterances), unit="file", file=sys.stderr) as progress:

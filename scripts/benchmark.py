@@ -13,7 +13,11 @@ file and a Markdown table, with device, torch version, date and the load average
 
 Modes: ``plain`` (the reference path, ``model.infer``), ``fast`` (``FastWaveGlow(model).infer``),
 ``fast-cached`` (fast with the 2 GB folded conditioning operator kept), ``compile``
-(``torch.compile`` of the plain path) and ``cudagraph`` (fast-cached captured in a CUDA graph).
+(``torch.compile`` of the plain path), ``cudagraph`` (fast-cached captured in a CUDA graph) and
+``onnxruntime`` (the model exported to ONNX by :mod:`waveglow.export`, once per precision and
+outside the timing, run by onnxruntime's CPU provider with ``--threads`` threads; its peak memory
+is the process's peak resident set above that at entry, since onnxruntime's buffers are not torch
+tensors).
 Precisions: ``fp32`` (TF32 off), ``tf32``, ``fp16`` and ``bf16`` (the whole model cast, as the
 reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a note.
 """
@@ -29,6 +33,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import weakref
 from typing import Callable
@@ -41,11 +46,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
 from waveglow.checkpoint import build_model  # noqa: E402
+from waveglow.export import export_onnx  # noqa: E402
+from waveglow.onnx_runtime import OnnxVocoder  # noqa: E402
 from waveglow.synthesis import MelError, load_mel  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph")
+MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph", "onnxruntime")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,6 +155,34 @@ class PeakMemory:
             self.peak = self._mode.peak
 
 
+class PeakResidentMemory:
+    """The process's peak resident set size inside the block above its size at entry (Linux:
+    ``/proc/self/clear_refs`` resets the peak); ``peak`` None where that is unavailable. For
+    memory that is not torch tensors (onnxruntime's)."""
+
+    def __enter__(self) -> "PeakResidentMemory":
+        self.peak = None
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self._base = _status_kib("VmRSS")
+        except OSError:
+            self._base = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._base is not None:
+            self.peak = max(0, _status_kib("VmHWM") - self._base) * 1024
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
+
+
 def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[list[float], int]:
     """Wall times of ``repeats`` synchronised calls after ``warmup`` untimed ones (at least one,
     through :class:`PeakMemory`: the peak memory returned, state created on a first call included)."""
@@ -206,12 +241,18 @@ def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
         return "skipped: fp16 is a CUDA precision here (CPU fp16 kernels are slow emulation)"
     if mode == "cudagraph" and device.type != "cuda":
         return "cudagraph needs CUDA"
+    if mode == "onnxruntime" and (device.type != "cpu" or precision != "fp32"):
+        return "onnxruntime rows: the CPU provider, fp32"
     return None
 
 
-def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor):
+def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor, onnx_path: str | None = None):
     """(a no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``, the
-    FastWaveGlow it runs or None). Each fast mode builds its own FastWaveGlow from the model."""
+    FastWaveGlow or OnnxVocoder it runs or None). Each fast mode builds its own FastWaveGlow from
+    the model; ``onnxruntime`` runs the file ``onnx_path`` exported from it."""
+    if mode == "onnxruntime":
+        vocoder = OnnxVocoder(onnx_path, "cpu", threads=torch.get_num_threads())
+        return (lambda: vocoder.infer(mel, z=z)), vocoder
     if mode == "plain":
         return (lambda: model.infer(mel, z=z)), None
     if mode in ("fast", "fast-cached"):
@@ -253,14 +294,18 @@ def inference_rows(args: argparse.Namespace, source: WaveGlow, device: torch.dev
     for precision in args.precisions:
         set_precision(precision)
         model = inference_model(source, device, precision)
-        for seconds in args.lengths:
-            for batch in args.batch_sizes:
-                rows += inference_setting(args, model, device, precision, seconds, batch, sampling_rate)
+        with tempfile.TemporaryDirectory() as folder:
+            onnx_path = None
+            if "onnxruntime" in args.modes and not skip_reason(device, precision, "onnxruntime"):
+                onnx_path = export_onnx(model, os.path.join(folder, "model.onnx"))
+            for seconds in args.lengths:
+                for batch in args.batch_sizes:
+                    rows += inference_setting(args, model, device, precision, seconds, batch, sampling_rate, onnx_path)
         del model
     return rows
 
 
-def inference_setting(args, model, device, precision, seconds, batch, sampling_rate) -> list[dict]:
+def inference_setting(args, model, device, precision, seconds, batch, sampling_rate, onnx_path=None) -> list[dict]:
     """Every requested mode for one (precision, length, batch). Modes take turns within each
     repeat, so background load drifting during the run affects them alike."""
     frames = max(1, round(seconds * sampling_rate / 256))
@@ -277,8 +322,8 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
             continue
         setup_start = time.perf_counter()
         # set-up and a first call; not under torch.compile on CPU, which would trace the dispatch mode
-        with grad_mode(mode), PeakMemory(device, enabled=not (mode == "compile" and device.type == "cpu")) as mem:
-            runners[mode], vocoders[mode] = make_runner(model, mode, mel, z)
+        with grad_mode(mode), memory_meter(device, mode) as mem:
+            runners[mode], vocoders[mode] = make_runner(model, mode, mel, z, onnx_path)
             runners[mode]()
         with grad_mode(mode):
             for _ in range(args.warmup - 1):
@@ -301,8 +346,17 @@ def inference_setting(args, model, device, precision, seconds, batch, sampling_r
     return [rows[mode] for mode in args.modes]
 
 
-def conditioning_used(vocoder: FastWaveGlow | None, batch: int, n: int) -> str:
+def memory_meter(device: torch.device, mode: str):
+    """Peak memory of a mode's set-up and first call: torch tensors, or the resident set for onnxruntime."""
+    if mode == "onnxruntime":
+        return PeakResidentMemory()
+    return PeakMemory(device, enabled=not (mode == "compile" and device.type == "cpu"))
+
+
+def conditioning_used(vocoder: FastWaveGlow | OnnxVocoder | None, batch: int, n: int) -> str:
     """How the timed calls computed the conditioning, read back from the FastWaveGlow they ran (None: plain)."""
+    if isinstance(vocoder, OnnxVocoder):
+        return "plain (ONNX graph)"
     if vocoder is None:
         return "plain"
     ops = vocoder.ops
@@ -312,7 +366,7 @@ def conditioning_used(vocoder: FastWaveGlow | None, batch: int, n: int) -> str:
 
 
 def grad_mode(mode: str):
-    return torch.no_grad() if mode in ("cudagraph", "compile") else torch.inference_mode()
+    return torch.no_grad() if mode in ("cudagraph", "compile", "onnxruntime") else torch.inference_mode()
 
 
 def time_once(run: Callable[[], torch.Tensor], device: torch.device, mode: str) -> tuple[float, torch.Tensor]:

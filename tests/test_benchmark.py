@@ -91,3 +91,19 @@ def test_benchmark_bad_checkpoint_or_mel_is_one_line(tmp_path, capsys, tiny_mode
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "broken.pt" in err[0] and err[1].startswith(f"error: {tmp_path / 'mel.pt'}: ")
     assert not (tmp_path / "a.json").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_benchmark_onnxruntime_rows_beside_the_pytorch_paths(tmp_path):
+    out = tmp_path / "bench.json"
+    assert benchmark.main([
+        "--config", TINY, "--lengths", "0.05", "0.1", "--modes", "plain", "fast", "onnxruntime", "--repeats", "1",
+        "--warmup", "1", "--threads", "1", "--output_json", str(out),
+    ]) == 0
+    rows = json.loads(out.read_text())["inference"]
+    assert [r["mode"] for r in rows] == ["plain", "fast", "onnxruntime"] * 2
+    for row in rows[2::3]:  # one export, two lengths: the graph's frames axis is dynamic
+        assert row["conditioning"] == "plain (ONNX graph)" and row["s_per_audio_s"] > 0
+        assert row["max_rel_diff_vs_plain"] < 1e-5  # it computed the same audio
+        assert row["peak_memory_bytes"] is None or row["peak_memory_bytes"] >= 0
+    assert rows[2]["frames"] != rows[5]["frames"]
+    assert "| onnxruntime | plain (ONNX graph) | fp32 |" in (tmp_path / "bench.md").read_text()

@@ -110,6 +110,9 @@ def family_of(model: Any) -> ModelFamily:
     """The family of a model (wrappers such as DDP, torch.compile and inference objects unwrapped)."""
     from ..checkpoint import unwrap_model
 
+    named = getattr(model, "family_name", None)  # a runtime of an exported file (OnnxVocoder) names its family
+    if isinstance(named, str) and not isinstance(model, nn.Module):
+        return family_named(named)
     model = getattr(model, "model", model) if not isinstance(model, nn.Module) else model
     model = unwrap_model(model)
     for family in families():

@@ -1,0 +1,514 @@
+"""Export a vocoder's inference path to ONNX or TorchScript, and check the file against the model.
+
+The exported program is ``model.infer(mel, z=z)`` with weight norm folded into plain weights:
+
+    inputs   mel (B, n_mel, F) and z, the latent in the layout ``infer`` takes (WaveGlow: (B, g, hop F / g))
+    output   audio (B, hop F)
+
+B and F are dynamic: one file serves every batch size and length. sigma is not an input: it
+scales z, so whoever draws z applies it (``z = sigma * N(0, 1)``), as DeepLearningExamples'
+export does. The graph is traced from the model's own reverse loop (``model.infer``, the reference
+path); the only change is that each 1x1 convolution's inverse W^-1, which the model computes
+per call, is computed once here and stored as a constant (ONNX has no matrix inverse).
+
+WaveGlow's fast path (:mod:`waveglow.fast`) is not traced: its gain on the CPU comes from the
+folded conditioning operators (2 GB for the default model, beyond ONNX's 2 GB protobuf limit
+when kept, or rebuilt per call) and from in-place time-major GEMMs, which a graph runtime plans
+for itself. ``docs/export.md`` has the measurements.
+
+The denoiser is a second, small graph (:class:`DenoiserGraph`): audio (B, T), strength (1,) ->
+audio (B, T), with the STFT and its inverse written as convolutions with the Fourier basis
+(ONNX has no inverse STFT and no complex numbers).
+
+Every file carries its settings (family, n_mel_channels, n_group, hop_length, sampling_rate,
+the latent's drawing order, graph kind, dtype, the data config as JSON) as ONNX ``metadata_props``
+or a TorchScript extra file ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import contextlib
+import json
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import DataConfig
+from .denoiser import Denoiser
+from .models import family_of
+from .models.waveglow import Invertible1x1Conv
+
+__all__ = [
+    "FORMATS",
+    "DTYPES",
+    "DEFAULT_OPSET",
+    "FLOAT32_TOLERANCE",
+    "FLOAT16_TOLERANCE",
+    "ExportError",
+    "InferenceGraph",
+    "DenoiserGraph",
+    "Verification",
+    "graph_metadata",
+    "export_onnx",
+    "export_torchscript",
+    "export_denoiser",
+    "read_metadata",
+    "verify_export",
+    "verify_denoiser",
+    "denoiser_path",
+]
+
+FORMATS = ("onnx", "torchscript")
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+DEFAULT_OPSET = 18
+# Largest |exported - model.infer| accepted, on random mels and unit-variance z.
+FLOAT32_TOLERANCE = 1e-4
+FLOAT16_TOLERANCE = 5e-2  # half precision against the float32 model: measured in docs/export.md
+METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metadata
+
+
+class ExportError(RuntimeError):
+    """An export that failed, or a file that does not reproduce the model."""
+
+
+# ------------------------------------------------------------------------------ graphs
+
+
+class FrozenInverse1x1Conv(nn.Module):
+    """An :class:`Invertible1x1Conv` for export: the same weights, W^-1 computed once (float32)
+    and kept as a buffer instead of per call. Built from frozen weights: rebuild after changing them."""
+
+    def __init__(self, conv: Invertible1x1Conv) -> None:
+        super().__init__()
+        self.conv = conv.conv
+        weight = conv.conv.weight.detach().squeeze(-1).double()
+        self.register_buffer("weight_inverse", torch.linalg.inv(weight).float().unsqueeze(-1))  # (c, c, 1)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError("an exported 1x1 conv only runs inverse()")
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, c, n) -> W^-1 z."""
+        return F.conv1d(z, self.weight_inverse.to(z.dtype))
+
+
+def _freeze_inverses(model: nn.Module) -> None:
+    """Replace every Invertible1x1Conv inside ``model`` by its :class:`FrozenInverse1x1Conv`."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Invertible1x1Conv):
+                setattr(parent, name, FrozenInverse1x1Conv(child))
+
+
+def _inference_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model``, weight norm removed, in eval mode. An inference object wrapping a
+    model (``.model``, e.g. FastWaveGlow) gives a copy of the model it wraps."""
+    if not isinstance(model, nn.Module):
+        model = model.model
+    clone = copy.deepcopy(model)
+    clone.remove_weight_norm()
+    return clone.eval()
+
+
+class InferenceGraph(nn.Module):
+    """``forward(mel (B, n_mel, F), z) -> audio (B, hop F)``: ``model.infer(mel, z=z)``, exportable.
+
+    Holds a copy of ``model`` in ``dtype`` with weight norm removed and every W^-1 precomputed;
+    the inference path is the model's own reference path (``infer``).
+    """
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        clone = _inference_copy(model)
+        _freeze_inverses(clone)
+        self.model = clone.to(dtype)
+        self.dtype = dtype
+        self.n_mel_channels = clone.n_mel_channels
+        self.hop_length = hop_length(clone)
+
+    def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.model.infer(mel, z=z)
+
+
+class DenoiserGraph(nn.Module):
+    """``forward(audio (B, T), strength (1,)) -> (B, T)``: :class:`Denoiser`'s spectral subtraction
+    with the STFT and inverse STFT as convolutions (centred, reflect-padded, Hann window, as
+    ``torch.stft``/``torch.istft``). T must exceed filter_length / 2 (the Denoiser zero-pads
+    shorter clips first; :class:`waveglow.onnx_runtime.OnnxVocoder` does the same)."""
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        super().__init__()
+        n, hop = denoiser.filter_length, denoiser.hop_length
+        self.filter_length, self.hop_length = n, hop
+        window = torch.zeros(n, dtype=torch.float64)  # win_length < filter_length: centred, as torch.stft pads it
+        left = (n - denoiser.win_length) // 2
+        window[left : left + denoiser.win_length] = denoiser.window.detach().cpu().double()
+        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]  # frequency bins
+        t = torch.arange(n, dtype=torch.float64)[None, :]
+        angle = 2 * math.pi * k * t / n  # (K, n)
+        # forward: Re X_k = sum w x cos, Im X_k = -sum w x sin
+        analysis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window  # (2K, n)
+        # inverse (irfft, then the window, then overlap-add): c_k = 1 at DC and Nyquist, else 2
+        c = torch.full((n // 2 + 1, 1), 2.0, dtype=torch.float64)
+        c[0], c[-1] = 1.0, 1.0
+        synthesis = torch.cat([c * torch.cos(angle), -c * torch.sin(angle)]) * window / n  # (2K, n)
+        self.register_buffer("analysis", analysis.float().unsqueeze(1))  # (2K, 1, n)
+        self.register_buffer("synthesis", synthesis.float().unsqueeze(1))  # (2K, 1, n)
+        self.register_buffer("window_square", (window**2).float().view(1, 1, n))  # (1, 1, n)
+        self.register_buffer("bias_spec", denoiser.bias_spec.detach().cpu().float())  # (1, K, 1)
+
+    def forward(self, audio: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        n, hop, K = self.filter_length, self.hop_length, self.filter_length // 2 + 1
+        x = F.pad(audio.float().unsqueeze(1), (n // 2, n // 2), mode="reflect")  # (B, 1, T + n)
+        spec = F.conv1d(x, self.analysis, stride=hop)  # (B, 2K, frames): real rows, then imaginary
+        real, imag = spec[:, :K], spec[:, K:]
+        magnitude = torch.sqrt(real * real + imag * imag)
+        denoised = torch.clamp(magnitude - strength.view(1, 1, 1) * self.bias_spec, min=0.0)
+        # the original phase: scale X by |X'| / |X| (0 where |X| = 0, where |X'| is 0 too)
+        gain = torch.where(magnitude > 0, denoised / magnitude.clamp_min(1e-30), torch.zeros_like(magnitude))
+        frames = F.conv_transpose1d(torch.cat([real * gain, imag * gain], 1), self.synthesis, stride=hop)  # (B, 1, L)
+        ones = torch.ones_like(spec[:1, :1])  # (1, 1, frames)
+        envelope = F.conv_transpose1d(ones, self.window_square, stride=hop)  # (1, 1, L): sum of w^2 per sample
+        length = audio.size(1)
+        out = frames[:, 0, n // 2 : n // 2 + length] / envelope[:, 0, n // 2 : n // 2 + length]
+        return out.to(audio.dtype)
+
+
+def hop_length(model: nn.Module) -> int:
+    """Audio samples per mel frame."""
+    hop = getattr(model, "hop_length", None)
+    return int(hop) if hop else int(model.upsample.stride[0])
+
+
+def family_name(model: nn.Module) -> str:
+    """The model family's registry name, as checkpoints record it (e.g. ``waveglow``)."""
+    return family_of(model).name
+
+
+def latent_steps_per_frame(model: nn.Module) -> int:
+    """Latent steps (its last axis) per mel frame: WaveGlow hop / n_group, FloWaveNet hop."""
+    steps = getattr(model, "latent_steps_per_frame", None)
+    return int(steps) if steps else hop_length(model) // getattr(model, "n_group", 1)
+
+
+def latent_length(model: nn.Module, frames: int) -> int:
+    """The latent's last dimension for ``frames`` mel frames."""
+    return latent_steps_per_frame(model) * frames
+
+
+def latent_channels(model: nn.Module) -> int:
+    """The latent's channel axis (WaveGlow: n_group; FloWaveNet: in_channel)."""
+    return model.sample_latent(1, latent_steps_per_frame(model), 1.0, None, torch.device("meta")).size(1)
+
+
+def example_inputs(
+    model: nn.Module, batch: int, frames: int, dtype: torch.dtype, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A log-mel-like mel (B, n_mel, F) and a unit-variance latent in ``infer``'s layout, in ``dtype``."""
+    mel = torch.randn(batch, model.n_mel_channels, frames, generator=generator) - 5.0
+    z = model.sample_latent(batch, latent_length(model, frames), 1.0, generator, torch.device("cpu"))
+    return mel.to(dtype), z.to(dtype)
+
+
+# ------------------------------------------------------------------------------ metadata
+
+
+def latent_draws(model: nn.Module) -> list[int]:
+    """Channels of each N(0, 1) block ``model.sample_latent`` draws, in drawing order; the latent is
+    their concatenation along channels in the reverse order (WaveGlow: the final channels first,
+    then each early block)."""
+    if not hasattr(model, "n_early_size"):
+        return [latent_channels(model)]
+    n_early = sum(model.is_early_exit(k) for k in range(model.n_flows))
+    return [model.n_remaining_channels] + [model.n_early_size] * n_early
+
+
+def graph_metadata(
+    model: nn.Module, data_config: DataConfig | None, dtype: torch.dtype, graph: str = "vocoder"
+) -> dict[str, str]:
+    """What a runtime needs to use a graph, as strings (ONNX metadata_props are string to string)."""
+    data_config = data_config or DataConfig(n_mel_channels=model.n_mel_channels)
+    vocoder = graph == "vocoder"
+    channels, steps = latent_channels(model), latent_steps_per_frame(model)
+    return {
+        "graph": graph,
+        "family": family_name(model),
+        "n_mel_channels": str(model.n_mel_channels),
+        "n_group": str(getattr(model, "n_group", channels)),
+        "hop_length": str(hop_length(model)),
+        "latent_channels": str(channels),
+        "latent_steps_per_frame": str(steps),
+        "sampling_rate": str(int(data_config.sampling_rate)),
+        "latent_draws": ",".join(map(str, latent_draws(model))),
+        "dtype": str(dtype).removeprefix("torch."),
+        "inputs": f"mel (B, {model.n_mel_channels}, F), z (B, {channels}, {steps} F)" if vocoder else "audio (B, T), strength (1,)",
+        "outputs": "audio (B, hop F)" if vocoder else "audio (B, T)",
+        "data_config": json.dumps(dataclasses.asdict(data_config)),
+    }
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata an exported file carries (either format)."""
+    path = os.fspath(path)
+    if _format_of(path) == "onnx":
+        import onnx
+
+        model = onnx.load(path, load_external_data=False)
+        return {p.key: p.value for p in model.metadata_props}
+    files = {METADATA_FILE: ""}
+    _jit_load(path, files)
+    return json.loads(files[METADATA_FILE])
+
+
+def _format_of(path: str) -> str:
+    """``onnx`` for an ONNX protobuf, else ``torchscript`` (a zip archive)."""
+    with open(path, "rb") as f:
+        return "torchscript" if f.read(4) == b"PK\x03\x04" else "onnx"
+
+
+def denoiser_path(path: str | os.PathLike) -> str:
+    """Where the denoiser graph of the vocoder file ``path`` lives: ``x.onnx`` -> ``x.denoiser.onnx``."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.denoiser{ext}"
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def _dynamic_shapes(model: nn.Module) -> dict:
+    """Batch and frames dynamic; the latent's last axis is a fixed multiple of the frames."""
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    frames = torch.export.Dim("frames", min=1, max=1 << 20)
+    steps_per_frame = latent_steps_per_frame(model)
+    return {"mel": {0: batch, 2: frames}, "z": {0: batch, 2: steps_per_frame * frames}}
+
+
+def _onnx_export(module: nn.Module, args: tuple, path: str, names: tuple, dynamic_shapes: dict, opset: int,
+                 metadata: dict[str, str]) -> None:
+    """torch.onnx's default (torch.export-based) exporter, one self-contained file, then the metadata."""
+    import onnx
+
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_exporter():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module, args, input_names=list(names[0]), output_names=list(names[1]), dynamic_shapes=dynamic_shapes,
+            opset_version=opset, dynamo=True, external_data=False, verbose=False,
+            custom_translation_table=_translations(),
+        )
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.save(proto, path)
+
+
+def _translations() -> dict:
+    """ONNX for the operators torch's exporter lacks: ``signbit`` (from ``copysign``, in FloWaveNet's
+    ActNorm inverse) as x < 0, which differs only for -0.0."""
+    from onnxscript import opset18 as op
+
+    def signbit(x):
+        return op.Less(x, op.CastLike(0.0, x))
+
+    return {torch.ops.prims.signbit.default: signbit}
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs a warning per missing optional library (torchvision); silence it for the call."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_OPSET,
+    dtype: torch.dtype = torch.float32,
+    data_config: DataConfig | None = None,
+) -> str:
+    """Write ``model``'s :class:`InferenceGraph` as an ONNX file; returns the path."""
+    graph = InferenceGraph(model, dtype).eval()
+    args = example_inputs(graph.model, 2, 8, dtype, torch.Generator().manual_seed(0))  # batch 2: 1 would specialise
+    path = os.fspath(path)
+    _onnx_export(graph, args, path, (("mel", "z"), ("audio",)), _dynamic_shapes(graph.model), opset,
+                 graph_metadata(graph.model, data_config, dtype))
+    return path
+
+
+def export_torchscript(
+    model: nn.Module, path: str | os.PathLike, dtype: torch.dtype = torch.float32, data_config: DataConfig | None = None
+) -> str:
+    """Write ``model``'s :class:`InferenceGraph` traced to TorchScript; returns the path."""
+    graph = InferenceGraph(model, dtype).eval()
+    args = example_inputs(graph.model, 2, 8, dtype, torch.Generator().manual_seed(0))
+    path = os.fspath(path)
+    _save_traced(graph, args, path, graph_metadata(graph.model, data_config, dtype))
+    return path
+
+
+def _save_traced(module: nn.Module, args: tuple, path: str, metadata: dict[str, str]) -> None:
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # shape checks traced as constants: the verification covers them
+        traced = torch.jit.trace(module, args, check_trace=False)
+        torch.jit.save(traced, path, _extra_files={METADATA_FILE: json.dumps(metadata)})  # deprecated in torch 2.13, still supported
+
+
+def _jit_load(path: str, extra_files: dict | None = None) -> torch.jit.ScriptModule:
+    """torch.jit.load without its deprecation warning (TorchScript is the format asked for here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(path, map_location="cpu", _extra_files=extra_files or {})
+
+
+def export_denoiser(
+    denoiser: Denoiser, path: str | os.PathLike, fmt: str, metadata: dict[str, str], opset: int = DEFAULT_OPSET
+) -> str:
+    """Write :class:`DenoiserGraph` of ``denoiser`` (float32) in ``fmt``; returns the path."""
+    graph = DenoiserGraph(denoiser).eval()
+    gen = torch.Generator().manual_seed(0)
+    args = (0.1 * torch.randn(2, 4 * denoiser.filter_length, generator=gen), torch.tensor([0.1]))
+    meta = {**metadata, "graph": "denoiser", "dtype": "float32", "filter_length": str(denoiser.filter_length),
+            "inputs": "audio (B, T), strength (1,)", "outputs": "audio (B, T)"}
+    path = os.fspath(path)
+    if fmt == "onnx":
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        samples = torch.export.Dim("samples", min=denoiser.filter_length // 2 + 1, max=1 << 30)
+        _onnx_export(graph, args, path, (("audio", "strength"), ("denoised",)),
+                     {"audio": {0: batch, 1: samples}, "strength": None}, opset, meta)
+    else:
+        _save_traced(graph, args, path, meta)
+    return path
+
+
+# ------------------------------------------------------------------------------ verification
+
+
+@dataclass
+class Verification:
+    """Largest |exported - reference| per (batch, frames) checked, and the tolerance applied."""
+
+    tolerance: float
+    max_abs_diff: dict[tuple[int, int], float] = field(default_factory=dict)
+    checker: str = ""
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_abs_diff.values())
+
+    def summary(self) -> str:
+        cases = ", ".join(f"B{b} F{f}: {d:.2e}" for (b, f), d in self.max_abs_diff.items())
+        return f"max abs diff {cases} (tolerance {self.tolerance:g}){self.checker}"
+
+
+class _Runner:
+    """Runs an exported file: ``runner(*numpy arrays) -> numpy array``."""
+
+    def __init__(self, path: str) -> None:
+        self.format = _format_of(path)
+        if self.format == "onnx":
+            import onnxruntime
+
+            self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            self.names = [i.name for i in self.session.get_inputs()]
+        else:
+            self.module = _jit_load(path)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.format == "onnx":
+            feed = {name: x.numpy() for name, x in zip(self.names, inputs)}
+            return torch.from_numpy(np.asarray(self.session.run(None, feed)[0]))
+        with torch.no_grad():
+            return self.module(*inputs)
+
+
+def _check_onnx(path: str) -> str:
+    if _format_of(path) != "onnx":
+        return ""
+    import onnx
+
+    onnx.checker.check_model(path)
+    return "; onnx.checker passed"
+
+
+def _tolerance(dtype: torch.dtype, tolerance: float | None) -> float:
+    if tolerance is not None:
+        return tolerance
+    return FLOAT32_TOLERANCE if dtype == torch.float32 else FLOAT16_TOLERANCE
+
+
+def _random_frames(seed: int, count: int = 2, low: int = 5, high: int = 40) -> list[int]:
+    gen = torch.Generator().manual_seed(seed)
+    return [int(f) for f in torch.randint(low, high, (count,), generator=gen)]
+
+
+@torch.no_grad()
+def verify_export(
+    path: str | os.PathLike,
+    model: nn.Module,
+    dtype: torch.dtype = torch.float32,
+    *,
+    seed: int = 0,
+    frames: list[int] | None = None,
+    tolerance: float | None = None,
+) -> Verification:
+    """Load ``path`` back (onnxruntime on the CPU, or torch.jit.load) and compare it with
+    ``model.infer(mel, z=z)`` (float32) at two random lengths, batch 1 and 2; ONNX files must
+    also pass ``onnx.checker``. Raises :class:`ExportError` above ``tolerance`` (default
+    :data:`FLOAT32_TOLERANCE` for float32 files, :data:`FLOAT16_TOLERANCE` for float16)."""
+    path = os.fspath(path)
+    result = Verification(_tolerance(dtype, tolerance), checker=_check_onnx(path))
+    runner = _Runner(path)
+    reference_model = _inference_copy(model).float()
+    gen = torch.Generator().manual_seed(seed)
+    for f in frames or _random_frames(seed):
+        for batch in (1, 2):
+            mel, z = example_inputs(reference_model, batch, f, torch.float32, gen)
+            expected = reference_model.infer(mel, z=z)
+            got = runner(mel.to(dtype), z.to(dtype)).float()
+            result.max_abs_diff[(batch, f)] = _difference(got, expected)
+    _refuse_above(path, result)
+    return result
+
+
+@torch.no_grad()
+def verify_denoiser(
+    path: str | os.PathLike, denoiser: Denoiser, *, seed: int = 0, tolerance: float = FLOAT32_TOLERANCE,
+    strength: float = 0.1,
+) -> Verification:
+    """Compare a denoiser file with ``denoiser(audio, strength)`` at two random lengths, batch 1 and 2."""
+    path = os.fspath(path)
+    result = Verification(tolerance, checker=_check_onnx(path))
+    runner = _Runner(path)
+    gen = torch.Generator().manual_seed(seed)
+    for f in _random_frames(seed):
+        for batch in (1, 2):
+            audio = 0.1 * torch.randn(batch, 256 * f, generator=gen)
+            expected = denoiser(audio, strength)
+            got = runner(audio, torch.tensor([strength]))
+            result.max_abs_diff[(batch, f)] = _difference(got, expected)
+    _refuse_above(path, result)
+    return result
+
+
+def _difference(got: torch.Tensor, expected: torch.Tensor) -> float:
+    if got.shape != expected.shape:
+        return math.inf
+    return (got.float() - expected.float()).abs().max().item()
+
+
+def _refuse_above(path: str, result: Verification) -> None:
+    if not all(d <= result.tolerance for d in result.max_abs_diff.values()):  # NaN and inf fail too
+        raise ExportError(f"{path}: the exported graph does not reproduce the model: {result.summary()}")
