@@ -13,20 +13,17 @@ and, under ``checkpoints/``, the trained model.
 
 A few CPU minutes of training do not give speech: the demo model's output follows the loudness of
 the original but not its spectral detail, and Griffin-Lim scores better. The summary says so with
-the numbers of the run. PNGs are drawn with numpy and written by the small encoder below.
+the numbers of the run. The figures are drawn with ``waveglow.plotting`` (matplotlib); the losses
+come from the ``metrics.jsonl`` that training writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
-import re
-import struct
 import sys
 import time
-import zlib
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 
@@ -40,6 +37,7 @@ from tqdm import tqdm  # noqa: E402
 from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio  # noqa: E402
 from waveglow.checkpoint import CheckpointError  # noqa: E402
 from waveglow.data import read_file_list  # noqa: E402
+from waveglow.plotting import figure_to_png, loss_figure, read_metrics_jsonl, spectrogram_comparison_figure  # noqa: E402
 from waveglow.synthesis import load_for_inference, synthesize, write_wav  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "demo.json")
@@ -51,7 +49,6 @@ HELD_OUT = (  # clips never trained on; vocoded and measured
     "allison-one-moment-please",
 )
 ENVELOPE_FOLLOWED = 0.5  # mean energy correlation above which the summary says the envelope is followed
-LOSS_LINE = re.compile(r"^(\d+):\t(\S+)$")
 ATTRIBUTION = ("Allison Smith, CC-BY-SA-3.0 (Copyright 2003-2010 Allison Smith; financial contributions "
                "by Digium, Inc.)")
 
@@ -102,43 +99,26 @@ def write_file_list(path: str, files: list[str]) -> str:
 # ------------------------------------------------------------------------------ training
 
 
-class _LossRecorder(io.TextIOBase):
-    """A stdout stand-in: keeps train.py's ``<iteration>:\\t<loss>`` lines, passes the rest through.
-
-    Every ``echo_every``-th loss line is passed through too, so a log without a progress bar
-    still shows progress without 400 lines of numbers.
-    """
-
-    def __init__(self, stream, echo_every: int) -> None:
-        self.stream, self.echo_every = stream, echo_every
-        self.losses: list[tuple[int, float]] = []
-        self.pending = ""
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            match = LOSS_LINE.match(line)
-            if match:
-                self.losses.append((int(match.group(1)), float(match.group(2))))
-            if not match or int(match.group(1)) % self.echo_every == 0:
-                self.stream.write(line + "\n")
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
 @dataclass
 class TrainingRun:
     checkpoint: str
     iterations: int
     seconds: float
-    losses: list[tuple[int, float]] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # the run's metrics.jsonl
+
+    @property
+    def losses(self) -> list[float]:
+        """The finite training losses, in iteration order."""
+        return [float(r["loss"]) for r in sorted(self.records, key=lambda r: r["iteration"])
+                if "loss" in r and r["loss"] is not None and math.isfinite(r["loss"])]
 
 
 def train_demo_model(config: str, train_list: str, output_dir: str, iterations: int | None) -> TrainingRun:
-    """Run train.py on the training clips; returns the checkpoint and every iteration's loss."""
+    """Run train.py on the training clips; returns the checkpoint and the run's metrics records.
+
+    train.py's per-iteration lines go to ``<output_dir>/checkpoints/train_log.txt``; the numbers
+    are read back from the ``metrics.jsonl`` it writes beside its checkpoints.
+    """
     import train
     from waveglow.config import load_config
 
@@ -152,14 +132,21 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
         "train_config.max_iterations": iterations,
     }
     argv = ["-c", config] + [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
-    recorder = _LossRecorder(sys.stdout, echo_every=max(1, iterations // 8))
+    os.makedirs(directory, exist_ok=True)
+    log_path = os.path.join(directory, "train_log.txt")
+    print(f"training log: {log_path}", flush=True)
     started = time.perf_counter()
-    with redirect_stdout(recorder):
+    with open(log_path, "w", encoding="utf-8") as log, redirect_stdout(log):
         status = train.main(argv)
     if status != 0:
-        raise RuntimeError(f"training stopped with exit status {status}")
+        raise RuntimeError(f"training stopped with exit status {status}; see {log_path}")
+    metrics = os.path.join(directory, "metrics.jsonl")
+    try:
+        records = read_metrics_jsonl(metrics)
+    except FileNotFoundError:
+        raise RuntimeError(f"{metrics}: train.py wrote no metrics file") from None
     return TrainingRun(os.path.join(directory, f"waveglow_{iterations}"), iterations,
-                       time.perf_counter() - started, recorder.losses)
+                       time.perf_counter() - started, records)
 
 
 # ------------------------------------------------------------------------------ vocoding and metrics
@@ -243,158 +230,19 @@ def measure(clip: Clip, features: MelSpectrogram) -> None:
         clip.energy_correlation[kind] = correlation(energy, frame_energy_db(features, audio))
 
 
-# ------------------------------------------------------------------------------ PNG images
+# ------------------------------------------------------------------------------ figures
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 RGB image as a PNG file (8-bit truecolour, no filtering)."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"expected a non-empty (H, W, 3) image, got shape {image.shape}")
-    height, width, _ = image.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, width * 3)], axis=1)  # filter 0
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9))
-            + chunk(b"IEND", b""))
+KINDS = (("original", "original"), ("waveglow", "WaveGlow"), ("griffin_lim", "Griffin-Lim"))
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        f.write(png_bytes(image))
-
-
-# Anchors of an inferno-like colour map: black, purple, red, orange, pale yellow.
-_COLOUR_ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64)
-
-# A 3x5 pixel font: each glyph is five rows of three pixels.
-_GLYPHS = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
-    "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001001001001",
-    "8": "111101111101111", "9": "111101111001111", "-": "000000111000000", ".": "000000000000010",
-    " ": "000000000000000", "A": "010101111101101", "C": "011100100100011", "D": "110101101101110",
-    "E": "111100110100111", "F": "111100110100100", "G": "011100101101011", "I": "111010010010111",
-    "L": "100100100100111", "M": "101111111101101", "N": "110101101101101", "O": "010101101101010",
-    "R": "110101110101101", "S": "011100010001110", "T": "111010010010010", "V": "101101101101010",
-    "W": "101101111111101", "X": "101101010101101", "(": "010100100100010", ")": "010001001001010",
-}
-
-
-def colourise(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    """(H, W) values -> (H, W, 3) uint8 through the colour map, ``low`` black and ``high`` pale yellow."""
-    t = np.clip((values - low) / max(high - low, 1e-9), 0, 1) * (len(_COLOUR_ANCHORS) - 1)
-    index = np.minimum(t.astype(int), len(_COLOUR_ANCHORS) - 2)
-    frac = (t - index)[..., None]
-    colour = _COLOUR_ANCHORS[index] * (1 - frac) + _COLOUR_ANCHORS[index + 1] * frac
-    return np.round(colour).astype(np.uint8)
-
-
-def draw_text(image: np.ndarray, text: str, x: int, y: int, scale: int = 2, colour=(0, 0, 0)) -> None:
-    """Write ``text`` (upper-cased; unknown characters as spaces) with its top-left corner at (x, y)."""
-    for k, char in enumerate(text.upper()):
-        glyph = np.array([int(b) for b in _GLYPHS.get(char, _GLYPHS[" "])], bool).reshape(5, 3)
-        pixels = np.kron(glyph, np.ones((scale, scale), bool))  # (5 * scale, 3 * scale)
-        left = x + k * 4 * scale
-        region = image[y : y + pixels.shape[0], left : left + pixels.shape[1]]
-        region[pixels[: region.shape[0], : region.shape[1]]] = colour
-
-
-def resize_nearest(values: np.ndarray, height: int, width: int) -> np.ndarray:
-    rows = np.arange(height) * values.shape[0] // height
-    cols = np.arange(width) * values.shape[1] // width
-    return values[rows][:, cols]
-
-
-def spectrogram_figure(clips: list[Clip], panel_width: int = 360, panel_height: int = 160) -> np.ndarray:
-    """One row per clip: original | WaveGlow | Griffin-Lim log-mels, low frequencies at the bottom.
-
-    Each row shares one colour scale: log(1e-5) (black) to the original's maximum (pale yellow).
-    """
-    gap, title = 10, 24
-    kinds = (("original", "ORIGINAL"), ("waveglow", "WAVEGLOW"), ("griffin_lim", "GRIFFIN-LIM"))
-    height = title + len(clips) * (panel_height + gap) + gap
-    width = len(kinds) * (panel_width + gap) + gap
-    image = np.full((height, width, 3), 255, np.uint8)
-    for col, (_, label) in enumerate(kinds):
-        draw_text(image, label, gap + col * (panel_width + gap), 7)
-    for row, clip in enumerate(clips):
-        top = title + row * (panel_height + gap)
-        high = float(clip.mels["original"].max())
-        for col, (kind, _) in enumerate(kinds):
-            panel = resize_nearest(clip.mels[kind][::-1], panel_height, panel_width)  # low bins at the bottom
-            left = gap + col * (panel_width + gap)
-            image[top : top + panel_height, left : left + panel_width] = colourise(panel, math.log(LOG_CLAMP), high)
-    return image
-
-
-def nice_step(span: float, lines: int = 5) -> float:
-    """A step of 1, 2 or 5 times a power of ten giving about ``lines`` gridlines over ``span``."""
-    raw = max(span, 1e-12) / lines
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
-def draw_polyline(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, colour, thickness: int = 2) -> None:
-    """Draw straight segments through pixel coordinates (xs[i], ys[i])."""
-    points = []
-    for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
-        n = int(max(abs(x1 - x0), abs(y1 - y0))) + 2
-        points.append(np.stack([np.linspace(x0, x1, n), np.linspace(y0, y1, n)], 1))
-    if not points:
-        points = [np.stack([xs, ys], 1)]
-    px, py = np.round(np.concatenate(points)).astype(int).T
-    for dx in range(thickness):
-        for dy in range(thickness):
-            x, y = px + dx - thickness // 2, py + dy - thickness // 2
-            keep = (x >= 0) & (x < image.shape[1]) & (y >= 0) & (y < image.shape[0])
-            image[y[keep], x[keep]] = colour
-
-
-def _format_tick(value: float, step: float) -> str:
-    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
-    return f"{value:.{decimals}f}"
-
-
-def loss_figure(losses: list[tuple[int, float]], width: int = 800, height: int = 420) -> np.ndarray:
-    """Training loss against iteration: each iteration in light blue, a running mean in dark blue."""
-    left, right, top, bottom = 70, 20, 34, 40
-    image = np.full((height, width, 3), 255, np.uint8)
-    steps = np.array([i for i, _ in losses], np.float64)
-    values = np.array([v for _, v in losses], np.float64)
-    finite = np.isfinite(values)
-    steps, values = steps[finite], values[finite]
-    draw_text(image, "TRAINING LOSS", left, 10)
-    if values.size == 0:
-        return image
-    step = nice_step(values.max() - values.min())
-    low, high = math.floor(values.min() / step) * step, math.ceil(values.max() / step) * step
-    high = high if high > low else low + step
-    x_max = max(steps.max(), steps.min() + 1)
-
-    def to_x(s):
-        return left + (s - steps.min()) / (x_max - steps.min()) * (width - left - right - 1)
-
-    def to_y(v):
-        return top + (high - v) / (high - low) * (height - top - bottom - 1)
-
-    for k in range(int(round((high - low) / step)) + 1):
-        value = low + k * step
-        y = int(round(to_y(value)))
-        image[y, left : width - right] = (150, 150, 150) if abs(value) < step / 2 else (220, 220, 220)
-        draw_text(image, _format_tick(value, step), 6, y - 5)
-    image[top : height - bottom, left] = 0
-    image[height - bottom, left : width - right] = 0
-    draw_polyline(image, to_x(steps), to_y(values), (170, 195, 235), thickness=1)
-    window = max(1, values.size // 25)
-    running = np.convolve(values, np.ones(window) / window, mode="valid")
-    draw_polyline(image, to_x(steps[window - 1 :]), to_y(running), (20, 40, 110), thickness=2)
-    draw_text(image, f"{int(steps.min())}", left - 4, height - bottom + 8)
-    draw_text(image, f"ITERATION {int(steps.max())}", width - right - 4 * 2 * len(f"ITERATION {int(steps.max())}"),
-              height - bottom + 8)
-    return image
+def spectrogram_figure(clips: list[Clip], data_config):
+    """One row per clip: original | WaveGlow | Griffin-Lim log-mels on one colour scale, axes in s and Hz."""
+    rows = [(clip.name, {label: clip.mels[kind] for kind, label in KINDS}) for clip in clips]
+    fmax = data_config.mel_fmax or data_config.sampling_rate / 2
+    return spectrogram_comparison_figure(rows, data_config.sampling_rate, data_config.hop_length,
+                                         frequency_range=(data_config.mel_fmin, fmax),
+                                         title="held-out clips: log-mel of the original and of each vocoding")
 
 
 # ------------------------------------------------------------------------------ summary
@@ -428,7 +276,7 @@ def _row(label: str, seconds: str, distance: dict, corr: dict) -> str:
 
 
 def _training_lines(training: TrainingRun) -> list[str]:
-    losses = [v for _, v in training.losses if math.isfinite(v)]
+    losses = training.losses
     tail = losses[-max(1, len(losses) // 10) :]
     lines = [f"trained: {training.iterations} iterations in {training.seconds:.0f} s "
              f"({training.seconds / max(1, training.iterations):.2f} s per iteration)"]
@@ -482,12 +330,11 @@ def _files(clips: list[Clip], training: TrainingRun | None) -> list[str]:
     lines = [
         "Files:",
         "  <clip>_original.wav, <clip>_waveglow.wav, <clip>_griffinlim.wav: 16-bit WAV, the original's length",
-        "  spectrograms.png: one row per clip, columns original | WaveGlow | Griffin-Lim log-mel (low frequencies",
-        "    at the bottom; black = log(1e-5), pale yellow = the original's loudest bin)",
+        "  spectrograms.png: one row per clip, columns original | WaveGlow | Griffin-Lim log-mel against time (s)",
+        "    and frequency (Hz, mel scale); one colour scale from the features' floor log(1e-5) to the loudest bin",
     ]
     if training is not None:
-        lines += ["  loss.png: training loss per iteration (light blue) and its running mean (dark blue);",
-                  "    grey gridlines, the darker one at 0",
+        lines += ["  loss.png: training loss per iteration and its running mean, from checkpoints/metrics.jsonl",
                   f"  {training.checkpoint}: the trained model"]
     lines += ["", f"Clips: {ATTRIBUTION}.", "The wavs written here derive from them and carry the same license."]
     return lines
@@ -496,12 +343,12 @@ def _files(clips: list[Clip], training: TrainingRun | None) -> list[str]:
 # ------------------------------------------------------------------------------ main
 
 
-def write_outputs(clips: list[Clip], output_dir: str, sampling_rate: int) -> None:
+def write_outputs(clips: list[Clip], output_dir: str, data_config) -> None:
     for clip in clips:
         for suffix, audio in (("original", clip.original), ("waveglow", clip.waveglow),
                               ("griffinlim", clip.griffin_lim)):
-            write_wav(os.path.join(output_dir, f"{clip.name}_{suffix}.wav"), audio, sampling_rate)
-    write_png(os.path.join(output_dir, "spectrograms.png"), spectrogram_figure(clips))
+            write_wav(os.path.join(output_dir, f"{clip.name}_{suffix}.wav"), audio, data_config.sampling_rate)
+    figure_to_png(spectrogram_figure(clips, data_config), os.path.join(output_dir, "spectrograms.png"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -520,14 +367,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is None:
             print(f"training {args.config} on {len(train_clips)} clips of {args.data} ...", flush=True)
             training = train_demo_model(args.config, os.path.abspath(train_list), args.output_dir, args.iterations)
-            write_png(os.path.join(args.output_dir, "loss.png"), loss_figure(training.losses))
+            figure_to_png(loss_figure(training.records, title=f"training loss of {os.path.basename(args.config)}"),
+                          os.path.join(args.output_dir, "loss.png"))
         checkpoint = args.checkpoint or training.checkpoint
         model, data_config = load_for_inference(checkpoint, device)
     except (RuntimeError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     clips = vocode_clips(model, data_config, held_out, args, device)
-    write_outputs(clips, args.output_dir, data_config.sampling_rate)
+    write_outputs(clips, args.output_dir, data_config)
     n_parameters = sum(p.numel() for p in model.parameters())
     model_line = (f"model: {checkpoint}, {n_parameters:,} parameters (weight norm removed), vocoding on {device}")
     text = summary_text(clips, data_config.sampling_rate, model_line, training, args)
