@@ -1,21 +1,20 @@
-"""scripts/demo.py: the PNG writer, a short end-to-end run, and vocoding with a given checkpoint."""
+"""scripts/demo.py: its figures, its use of metrics.jsonl, a short end-to-end run, and vocoding with a given checkpoint."""
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
-import struct
 import sys
-import zlib
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
 
 from waveglow import WaveGlow, save_checkpoint
+from waveglow.plotting import read_metrics_jsonl
 
 from conftest import REPO
 
@@ -26,27 +25,12 @@ DEMO_DATA = os.path.join(REPO, "demo", "data")
 SUFFIXES = ("original", "waveglow", "griffinlim")
 
 
-def read_png(path: str) -> np.ndarray:
-    """Decode an 8-bit RGB, unfiltered PNG (what demo.png_bytes writes) -> (H, W, 3) uint8, checking CRCs."""
-    with open(path, "rb") as f:
-        data = f.read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, offset = {}, 8
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
-        assert crc == zlib.crc32(kind + body), f"bad CRC in {kind!r}"
-        chunks[kind] = chunks.get(kind, b"") + body
-        offset += 12 + length
-    assert set(chunks) == {b"IHDR", b"IDAT", b"IEND"}
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
-    assert width > 0 and height > 0 and (depth, colour, interlace) == (8, 2, 0)
-    raw = zlib.decompress(chunks[b"IDAT"])
-    assert len(raw) == height * (1 + 3 * width)
-    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + 3 * width)
-    assert (rows[:, 0] == 0).all()  # filter type 0 on every row
-    return rows[:, 1:].reshape(height, width, 3)
+def png_size(path) -> tuple[int, int]:
+    """(width, height) of a PNG file, after decoding every pixel."""
+    with Image.open(path) as png:
+        assert png.format == "PNG"
+        png.load()
+        return png.size
 
 
 def summary_means(text: str) -> list[float]:
@@ -67,31 +51,32 @@ def check_wavs(directory) -> None:
             assert (info.frames, info.samplerate, info.channels) == (frames, 22050, 1), (name, suffix)
 
 
-def test_png_round_trip(tmp_path):
-    image = np.random.default_rng(0).integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
-    demo.write_png(str(tmp_path / "x.png"), image)
-    np.testing.assert_array_equal(read_png(str(tmp_path / "x.png")), image)
-    with pytest.raises(ValueError):
-        demo.png_bytes(np.zeros((0, 4, 3), np.uint8))
+def synthetic_clips(n: int) -> list:
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(n):
+        mels = {kind: rng.normal(-5, 2, size=(80, 20 + 5 * i)) for kind in ("original", "waveglow", "griffin_lim")}
+        clips.append(demo.Clip(f"clip{i}", np.zeros(1), np.zeros(1), np.zeros(1), mels))
+    return clips
 
 
-def test_loss_figure_draws_the_curve():
-    losses = [(i, -math.log(i)) for i in range(1, 51)]
-    image = demo.loss_figure(losses, width=300, height=200)
-    assert image.shape == (200, 300, 3)
-    dark_line = (image == np.array([20, 40, 110], np.uint8)).all(-1)
-    assert dark_line.sum() > 100
-    rows = np.nonzero(dark_line)[0]
-    assert rows.min() < 80 and rows.max() > 120  # the running mean spans most of the plot's height
+def test_spectrogram_figure_has_a_row_per_clip(tiny_config):
+    fig = demo.spectrogram_figure(synthetic_clips(3), tiny_config.data_config)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 9 and len(fig.axes) == 10  # and one shared colour bar
+    assert [ax.get_title() for ax in panels[:3]] == ["original", "WaveGlow", "Griffin-Lim"]
+    assert [ax.get_ylabel().split("\n")[0] for ax in panels[::3]] == ["clip0", "clip1", "clip2"]
+    assert panels[0].get_ylabel().endswith("frequency (Hz)")
 
 
-def test_loss_recorder_keeps_losses_and_echoes_some():
-    stream = io.StringIO()
-    recorder = demo._LossRecorder(stream, echo_every=2)
-    recorder.write("training 3 iterations\n1:\t0.5\n2:")
-    recorder.write("\t-0.25\n3:\tnan\n")
-    assert recorder.losses[:2] == [(1, 0.5), (2, -0.25)] and math.isnan(recorder.losses[2][1])
-    assert stream.getvalue() == "training 3 iterations\n2:\t-0.25\n"
+def test_training_losses_come_from_the_metrics_records():
+    records = [{"iteration": 2, "loss": -0.5}, {"iteration": 2, "validation_loss": -0.4},
+               {"iteration": 1, "loss": 0.25}, {"iteration": 3, "loss": float("nan")}]
+    run = demo.TrainingRun("checkpoints/waveglow_3", 3, 6.0, records)
+    assert run.losses == [0.25, -0.5]
+    text = "\n".join(demo._training_lines(run))
+    assert "3 iterations in 6 s (2.00 s per iteration)" in text
+    assert "0.250 at the first iteration" in text and "lowest -0.500" in text
 
 
 def test_demo_trains_and_writes_everything(tmp_path, capsys):
@@ -99,9 +84,13 @@ def test_demo_trains_and_writes_everything(tmp_path, capsys):
     args = ["--iterations", "2", "--output_dir", str(out), "--griffin_lim_iters", "8", "--device", "cpu"]
     assert demo.main(args) == 0
     check_wavs(out)
-    for name in ("spectrograms.png", "loss.png"):
-        assert read_png(str(out / name)).shape[0] > 0
+    assert png_size(out / "loss.png") == (800, 420)
+    width, height = png_size(out / "spectrograms.png")
+    assert width > 1000 and height > 4 * 150  # four rows of three panels
     assert os.path.isfile(out / "checkpoints" / "waveglow_2")
+    records = read_metrics_jsonl(str(out / "checkpoints" / "metrics.jsonl"))
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert [r["iteration"] for r in records if "loss" in r] == [1, 2]
     held_out = (out / "held_out_files.txt").read_text().split()
     trained = (out / "train_files.txt").read_text().split()
     assert len(held_out) == len(demo.HELD_OUT) and not set(held_out) & set(trained)
@@ -111,6 +100,7 @@ def test_demo_trains_and_writes_everything(tmp_path, capsys):
     assert gl_distance < 0.5 < wg_distance  # Griffin-Lim inverts the same features; 2 iterations learn nothing
     assert gl_corr > 0.9
     assert "2 iterations" in text and "do not give speech" in text and "CC-BY-SA-3.0" in text
+    assert f"{losses[0]:.3f} at the first iteration" in text  # the summary reads the metrics file
     assert "mean" in capsys.readouterr().out  # the summary is printed
 
 
@@ -120,7 +110,7 @@ def test_demo_vocodes_with_a_checkpoint(tmp_path, tiny_config):
     out = tmp_path / "demo"
     assert demo.main(["--checkpoint", path, "--output_dir", str(out), "--griffin_lim_iters", "4"]) == 0
     check_wavs(out)
-    assert read_png(str(out / "spectrograms.png")).shape[1] > 0
+    assert png_size(out / "spectrograms.png")[0] > 1000
     assert not os.path.exists(out / "loss.png") and not os.path.exists(out / "checkpoints")
     text = (out / "summary.txt").read_text()
     assert path in text and "trained:" not in text

@@ -12,11 +12,16 @@ VALIDATION_SIGMA = 0.6
 N_AUDIO_CLIPS = 3
 
 
-def mel_image(mel: torch.Tensor) -> torch.Tensor:
-    """(n_mel, frames) log-mel -> (1, n_mel, frames) image in [0, 1], low frequencies at the bottom."""
-    mel = mel.float()
-    scaled = (mel - mel.min()) / (mel.max() - mel.min()).clamp(min=1e-5)
-    return scaled.flip(0).unsqueeze(0)
+def mel_image(mel: torch.Tensor, data_config, title: str) -> torch.Tensor:
+    """(n_mel, frames) log-mel -> (3, H, W) uint8 figure: time in s, frequency in Hz, a log-magnitude colour bar.
+
+    The colour scale runs from the features' floor log(1e-5) to the mel's maximum.
+    """
+    from .plotting import figure_to_image, mel_figure
+
+    fmax = data_config.mel_fmax or data_config.sampling_rate / 2
+    return figure_to_image(mel_figure(mel, data_config.sampling_rate, data_config.hop_length, title=title,
+                                      frequency_range=(data_config.mel_fmin, fmax)))
 
 
 class ProgressLog:
@@ -105,10 +110,13 @@ class ProgressLog:
             sigma = min(VALIDATION_SIGMA, self.trainer.family.default_sigma)
             vocoded = model.infer(mel, sigma=sigma, generator=generator).float().clamp(-1, 1)
             self.writer.add_audio(f"validation/{i}/vocoded", vocoded.cpu(), iteration, sample_rate=rate)
-            self.writer.add_image(f"validation/{i}/vocoded_mel", mel_image(features(vocoded)[0]).cpu(), iteration)
+            self.writer.add_image(f"validation/{i}/vocoded_mel",
+                                  mel_image(features(vocoded)[0], data_config, f"vocoded, iteration {iteration}"),
+                                  iteration)
             if not self.ground_truth_logged:
                 self.writer.add_audio(f"validation/{i}/ground_truth", audio[None], iteration, sample_rate=rate)
-                self.writer.add_image(f"validation/{i}/ground_truth_mel", mel_image(mel[0]).cpu(), iteration)
+                self.writer.add_image(f"validation/{i}/ground_truth_mel",
+                                      mel_image(mel[0], data_config, "ground truth"), iteration)
         self.ground_truth_logged = True
         model.train()
 
