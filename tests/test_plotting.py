@@ -126,7 +126,11 @@ def test_loss_figure_scale_window_and_no_data():
     fig = loss_figure(training_records(60))
     assert fig.axes[0].get_xscale() == "linear"
     assert "running mean of 2" in lines_by_label(fig)  # a 25th of the records
-    assert loss_figure(training_records(60), log_iterations=True).axes[0].get_xscale() == "log"
+    log_scaled = loss_figure(training_records(60), log_iterations=True).axes[0]
+    assert log_scaled.get_xscale() == "log"
+    log_scaled.figure.canvas.draw()
+    assert "10" in [t.get_text() for t in log_scaled.get_xticklabels()]  # plain numbers, not powers of ten
+    assert list(lines_by_label(loss_figure(training_records(30)))) == ["loss per iteration"]  # too few to average
     empty = loss_figure([{"iteration": 1, "loss": float("inf")}])
     assert not empty.axes[0].get_lines() and "no finite losses" in empty.axes[0].texts[0].get_text()
 

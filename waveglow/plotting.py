@@ -31,6 +31,7 @@ __all__ = [
     "new_figure",
     "plot_mel",
     "read_metrics_jsonl",
+    "running_mean",
     "spectrogram_comparison_figure",
 ]
 
@@ -235,7 +236,8 @@ def loss_figure(records: Sequence[Mapping], *, window: int | None = None, log_it
     """Training loss against iteration from ``metrics.jsonl`` records, with its running mean.
 
     Training records hold ``loss``, validation records ``validation_loss`` (drawn as markers when
-    present); non-finite losses are left out. ``window`` defaults to a 25th of the training records;
+    present); non-finite losses are left out. ``window`` defaults to a 25th of the training records
+    (no running mean for fewer than 50);
     ``log_iterations`` (default: when the iterations span two decades or more) puts the iteration
     axis on a log scale, which spreads out the fast early fall of the loss.
     """
@@ -252,16 +254,21 @@ def loss_figure(records: Sequence[Mapping], *, window: int | None = None, log_it
     if steps.size:
         window = window or max(1, steps.size // 25)
         window = min(window, steps.size)
-        ax.plot(steps, losses, color="#9ab8e0", linewidth=0.8, label="loss per iteration")
-        ax.plot(steps[window - 1 :], running_mean(losses, window), color="#14286e", linewidth=2.0,
-                label=f"running mean of {window}")
+        ax.plot(steps, losses, color="#9ab8e0" if window > 1 else "#14286e", linewidth=0.8 if window > 1 else 1.5,
+                label="loss per iteration")
+        if window > 1:
+            ax.plot(steps[window - 1 :], running_mean(losses, window), color="#14286e", linewidth=2.0,
+                    label=f"running mean of {window}")
     if val_steps.size:
         ax.plot(val_steps, val_losses, "o-", color="#d1495b", markersize=4, label="validation loss")
     every = np.concatenate([steps, val_steps])
     if log_iterations is None:
         log_iterations = every.min() > 0 and every.max() / every.min() >= 100
     if log_iterations:
+        from matplotlib.ticker import StrMethodFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 1, 10, 100 rather than powers of ten
     ax.grid(True, which="major", color="#dddddd")
     ax.legend(loc="upper right")
     return fig
