@@ -133,6 +133,9 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
     }
     argv = ["-c", config] + [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
     os.makedirs(directory, exist_ok=True)
+    metrics = os.path.join(directory, "metrics.jsonl")
+    if os.path.exists(metrics):
+        os.remove(metrics)  # a fresh run: no records of an earlier demo
     log_path = os.path.join(directory, "train_log.txt")
     print(f"training log: {log_path}", flush=True)
     started = time.perf_counter()
@@ -140,7 +143,6 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
         status = train.main(argv)
     if status != 0:
         raise RuntimeError(f"training stopped with exit status {status}; see {log_path}")
-    metrics = os.path.join(directory, "metrics.jsonl")
     try:
         records = read_metrics_jsonl(metrics)
     except FileNotFoundError:
