@@ -37,7 +37,8 @@ from tqdm import tqdm  # noqa: E402
 from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio  # noqa: E402
 from waveglow.checkpoint import CheckpointError  # noqa: E402
 from waveglow.data import read_file_list  # noqa: E402
-from waveglow.plotting import figure_to_png, loss_figure, read_metrics_jsonl, spectrogram_comparison_figure  # noqa: E402
+from waveglow.metrics import read_metrics  # noqa: E402
+from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure  # noqa: E402
 from waveglow.synthesis import load_for_inference, synthesize, write_wav  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "demo.json")
@@ -144,7 +145,7 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
     if status != 0:
         raise RuntimeError(f"training stopped with exit status {status}; see {log_path}")
     try:
-        records = read_metrics_jsonl(metrics)
+        records = read_metrics(metrics)
     except FileNotFoundError:
         raise RuntimeError(f"{metrics}: train.py wrote no metrics file") from None
     return TrainingRun(os.path.join(directory, f"waveglow_{iterations}"), iterations,

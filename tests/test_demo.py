@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from waveglow import WaveGlow, save_checkpoint
-from waveglow.plotting import read_metrics_jsonl
+from waveglow.metrics import read_metrics
 
 from conftest import REPO
 
@@ -88,7 +88,7 @@ def test_demo_trains_and_writes_everything(tmp_path, capsys):
     width, height = png_size(out / "spectrograms.png")
     assert width > 1000 and height > 4 * 150  # four rows of three panels
     assert os.path.isfile(out / "checkpoints" / "waveglow_2")
-    records = read_metrics_jsonl(str(out / "checkpoints" / "metrics.jsonl"))
+    records = read_metrics(str(out / "checkpoints" / "metrics.jsonl"))
     losses = [r["loss"] for r in records if "loss" in r]
     assert [r["iteration"] for r in records if "loss" in r] == [1, 2]
     held_out = (out / "held_out_files.txt").read_text().split()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from waveglow.plotting import (
     loss_figure,
     mel_figure,
     plot_mel,
-    read_metrics_jsonl,
     running_mean,
     spectrogram_comparison_figure,
 )
@@ -150,22 +148,6 @@ def test_figure_to_png_and_to_image_agree_in_size(tmp_path):
     assert (pixels == 255).all(-1).mean() > 0.5  # white background
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20  # and something drawn on it
     np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), pixels)
-
-
-def test_read_metrics_jsonl(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    records = training_records(3) + [{"iteration": 3, "validation_loss": -0.5}]
-    path.write_text("\n".join(json.dumps(r) for r in records[:2]) + "\n\n" + json.dumps(records[2]) + "\n"
-                    + json.dumps(records[3]) + "\n")
-    assert read_metrics_jsonl(str(path)) == records
-    path.write_text(json.dumps(records[0]) + "\n[1, 2]\n")
-    with pytest.raises(ValueError, match=r"metrics.jsonl:2: expected a JSON object"):
-        read_metrics_jsonl(str(path))
-    path.write_text('{"iteration": 1, "loss"\n')
-    with pytest.raises(ValueError, match=r"metrics.jsonl:1: not JSON"):
-        read_metrics_jsonl(str(path))
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
-        read_metrics_jsonl(str(tmp_path / "missing.jsonl"))
 
 
 def test_plotting_leaves_pyplot_and_the_backend_alone():

@@ -10,9 +10,7 @@ global state or the process-wide backend, and matplotlib is imported only when a
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -30,7 +28,6 @@ __all__ = [
     "mel_figure",
     "new_figure",
     "plot_mel",
-    "read_metrics_jsonl",
     "running_mean",
     "spectrogram_comparison_figure",
 ]
@@ -193,29 +190,6 @@ def spectrogram_comparison_figure(
 # ------------------------------------------------------------------------------ training curves
 
 
-def read_metrics_jsonl(path: str) -> list[dict]:
-    """The records of a training run's ``metrics.jsonl``: one JSON object per line, blank lines skipped.
-
-    Raises ``ValueError`` naming the file and line for a line that is not a JSON object; a missing
-    file raises ``FileNotFoundError``.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such metrics file")
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: not JSON ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            records.append(record)
-    return records
-
-
 def _series(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(iterations, values) of the records holding a finite ``key``, in iteration order."""
     pairs = sorted((float(r["iteration"]), float(r[key])) for r in records
@@ -233,7 +207,7 @@ def running_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 def loss_figure(records: Sequence[Mapping], *, window: int | None = None, log_iterations: bool | None = None,
                 title: str = "training loss") -> "Figure":
-    """Training loss against iteration from ``metrics.jsonl`` records, with its running mean.
+    """Training loss against iteration from ``metrics.jsonl`` records (:func:`waveglow.metrics.read_metrics`).
 
     Training records hold ``loss``, validation records ``validation_loss`` (drawn as markers when
     present); non-finite losses are left out. ``window`` defaults to a 25th of the training records
