@@ -121,8 +121,10 @@ def test_loss_figure_draws_the_records_and_their_running_mean():
 
 
 def test_loss_figure_scale_window_and_no_data():
-    fig = loss_figure(training_records(60))
+    fig = loss_figure(training_records(20))
     assert fig.axes[0].get_xscale() == "linear"
+    assert all(tick == int(tick) for tick in fig.axes[0].get_xticks())  # no iteration 2.5
+    fig = loss_figure(training_records(60))
     assert "running mean of 2" in lines_by_label(fig)  # a 25th of the records
     log_scaled = loss_figure(training_records(60), log_iterations=True).axes[0]
     assert log_scaled.get_xscale() == "log"

@@ -238,11 +238,13 @@ def loss_figure(records: Sequence[Mapping], *, window: int | None = None, log_it
     every = np.concatenate([steps, val_steps])
     if log_iterations is None:
         log_iterations = every.min() > 0 and every.max() / every.min() >= 100
-    if log_iterations:
-        from matplotlib.ticker import StrMethodFormatter
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
+    if log_iterations:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 1, 10, 100 rather than powers of ten
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole iterations only
     ax.grid(True, which="major", color="#dddddd")
     ax.legend(loc="upper right")
     return fig
