@@ -19,6 +19,8 @@ clean:
 	rm -rf $(VENV) .pytest_cache
 
 # Train a small model for a few CPU minutes on demo/data, vocode held-out clips into demo_output/.
-# CHECKPOINT=path vocodes them with that checkpoint instead; DEMO_ITERATIONS=N shortens training.
+# MODEL=flowavenet trains FloWaveNet instead of WaveGlow; CHECKPOINT=path vocodes the clips with
+# that checkpoint instead of training; DEMO_ITERATIONS=N shortens training.
+MODEL ?= waveglow
 demo: setup
-	$(PY) scripts/demo.py $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DEMO_ITERATIONS),--iterations $(DEMO_ITERATIONS))
+	$(PY) scripts/demo.py --model $(MODEL) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DEMO_ITERATIONS),--iterations $(DEMO_ITERATIONS))

@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --device cpu --threads 2 --lengths 1 10 --modes plain fast
     python scripts/benchmark.py --device cuda --precisions fp32 tf32 fp16 bf16 --modes plain fast cudagraph
+    python scripts/benchmark.py --families configs/config.json configs/flowavenet.json --lengths 1   # side by side
 
 Weights are random (``end`` drawn from N(0, 0.01) so no coupling is skipped; FLOPs do not depend
 on values) unless ``--checkpoint`` names real ones, the latent z is fixed, and every mode computes
@@ -80,6 +81,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train_batch_size", type=int, default=1)
     p.add_argument("--segment_length", type=int, default=16000)
     p.add_argument("--no_inference", action="store_true", help="skip the inference rows")
+    p.add_argument("--families", nargs="+", metavar="CONFIG", default=None,
+                   help="compare model families instead: one config per family (e.g. configs/config.json "
+                        "configs/flowavenet.json), each vocoding the same speech clip in its own features")
+    p.add_argument("--clip", default=os.path.join(REPO, "tests", "data", "wavs", "allison-vm-tooshort.wav"),
+                   help="--families: the speech clip, repeated to each --lengths")
     p.add_argument("--date", default=datetime.date.today().isoformat())
     p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
     p.add_argument("--output_md", default=None, help="default: the JSON path with .md")
@@ -491,6 +497,103 @@ def make_train_step(model, loss_fn, optimizer, device, precision, args) -> Calla
     return step
 
 
+# ----------------------------------------------------------------------------- families
+
+
+FAMILY_MODES = ("reference-style", "plain", "fast")
+
+
+def family_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """Each family on the same speech: parameters, inference per mode and length, one training step.
+
+    ``reference-style`` keeps weight norm (recomputed every call, as ksw0306's ``reverse`` does),
+    ``plain`` removes it, ``fast`` is the family's exact inference object (``FastWaveGlow``,
+    ``FastFloWaveNet``). Random weights: the arithmetic does not depend on the values.
+    """
+    from waveglow.audio import load_audio
+    from waveglow.synthesis import draw_latents
+
+    rows = []
+    for config_path in args.families:
+        config = load_config(config_path)
+        family = config.family
+        torch.manual_seed(args.seed)
+        model = build_model(config).to(device).eval()
+        speech = load_audio(args.clip, config.data_config.sampling_rate)
+        features = family.features(config.data_config)
+        base = {"family": family.name, "config": os.path.relpath(config_path, REPO),
+                "parameters": sum(p.numel() for p in model.parameters())}
+        for seconds in args.lengths:
+            frames = max(1, round(seconds * config.data_config.sampling_rate / model.hop_length))
+            audio = speech.repeat(1 + frames * model.hop_length // speech.numel())[: frames * model.hop_length]
+            with torch.no_grad():
+                mel = features(features.prepare_audio(audio[None]))[:, :, :frames].to(device)  # (1, n_mel, frames)
+            z = draw_latents(model, [frames * model.latent_steps_per_frame], args.sigma,
+                             torch.Generator().manual_seed(args.seed))[0][None].to(device)
+            for mode in FAMILY_MODES:
+                vocoder = family_vocoder(model, family, mode)
+                with torch.inference_mode():
+                    times, peak = time_runs(lambda: vocoder.infer(mel, z=z), device, args.warmup, args.repeats)
+                row = {**base, "mode": mode, "seconds": frames * model.hop_length / config.data_config.sampling_rate,
+                       "times_s": times, "peak_memory_bytes": peak}
+                row.update(summarise(times, frames * model.hop_length, config.data_config.sampling_rate))
+                rows.append(row)
+                print(f"{family.name} {mode} {row['seconds']:.2f}s: {row['s_per_audio_s']:.2f} s per s of audio, "
+                      f"peak {megabytes(peak)} MB", flush=True)
+                del vocoder
+        rows.append({**base, "mode": "train", **family_training(args, config, model, device)})
+        del model
+    return rows
+
+
+def family_vocoder(model, family, mode: str):
+    """The object whose ``infer`` a family mode times (a copy for the modes that change the model)."""
+    if mode == "reference-style":
+        return model
+    plain = copy.deepcopy(model).remove_weight_norm()
+    if mode == "plain" or family.inference_model is None:
+        return plain
+    return family.inference_model(plain, False)
+
+
+def family_training(args: argparse.Namespace, config, model, device: torch.device) -> dict:
+    """One fp32 Adam step on a batch of one training crop of the clip, as the family's dataset cuts it."""
+    family = config.family
+    dataset = family.training_dataset([args.clip], config.data_config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        mel, audio = dataset[0]
+    train_model = copy.deepcopy(model).train()
+    loss_fn = family.loss(config.train_config)
+    optimizer = torch.optim.Adam(train_model.parameters(), lr=config.train_config.learning_rate)
+    mel, audio = mel[None].to(device), audio[None].to(device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(train_model(mel, audio)).backward()
+        optimizer.step()
+
+    times, peak = time_runs(step, device, args.warmup, args.repeats)
+    median = statistics.median(times)
+    print(f"{family.name} train: {median:.2f} s per step, {audio.numel() / median:.0f} samples/s", flush=True)
+    return {"segment_length": audio.numel(), "times_s": times, "step_s": median,
+            "samples_per_s": audio.numel() / median, "peak_memory_bytes": peak}
+
+
+def families_markdown(rows: list[dict]) -> list[str]:
+    lines = ["", "Model families on the same speech (random weights, batch 1, fp32):", "",
+             "| family | parameters | mode | audio s | s per s of audio | peak MB | train samples/s |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["mode"] == "train":
+            lines.append(f"| {r['family']} | {r['parameters']:,} | train step ({r['segment_length']} samples) | | | "
+                         f"{megabytes(r['peak_memory_bytes'])} | {r['samples_per_s']:,.0f} |")
+        else:
+            lines.append(f"| {r['family']} | {r['parameters']:,} | {r['mode']} | {r['seconds']:.2f} | "
+                         f"{r['s_per_audio_s']:.2f} | {megabytes(r['peak_memory_bytes'])} | |")
+    return lines
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -570,6 +673,8 @@ def markdown(result: dict) -> str:
         for r in result["training"]:
             lines.append(f"| {r['precision']} | {r['batch']} | {r['segment_length']} | {r['step_s']:.3f} | "
                          f"{r['samples_per_s']:.0f} | {megabytes(r['peak_memory_bytes'])} |")
+    if result.get("families"):
+        lines += families_markdown(result["families"])
     return "\n".join(lines) + "\n"
 
 
@@ -583,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         sampling_rate = load_config(args.config).data_config.sampling_rate
-        source = source_model(args) if not args.no_inference else None
+        source = source_model(args) if not (args.no_inference or args.families) else None
         given_mel = load_mel(args.mel, source.n_mel_channels) if args.mel and source is not None else None
     except (CheckpointError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -592,7 +697,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.mel}: {e}", file=sys.stderr)
         return 1
     result = {"meta": metadata(args, device), "inference": [], "accuracy": [], "training": []}
-    if source is not None:
+    if args.families:
+        try:
+            result["families"] = family_rows(args, device)
+        except (CheckpointError, ConfigError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    elif source is not None:
         result["inference"] = inference_rows(args, source, device, sampling_rate)
         if not args.no_accuracy:
             result["accuracy"] = accuracy_rows(args, source, given_mel, device, sampling_rate)

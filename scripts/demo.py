@@ -1,15 +1,17 @@
-"""A few-minute WaveGlow demo: train a small model on bundled clips, vocode held-out clips, compare with Griffin-Lim.
+"""A few-minute vocoder demo: train a small model on bundled clips, vocode held-out clips, compare with Griffin-Lim.
 
-    make demo                                    # the same as: python scripts/demo.py
+    make demo                                    # the same as: python scripts/demo.py (WaveGlow)
+    make demo MODEL=flowavenet                   # FloWaveNet (configs/flowavenet_small.json)
     make demo CHECKPOINT=waveglow_256channels_universal_v5.pt   # vocode the same clips; no training
     python scripts/demo.py --iterations 20       # a shorter run (or DEMO_ITERATIONS=20)
 
 Steps: split ``demo/data`` (Allison Smith's clips, CC-BY-SA-3.0) into training clips and four
-held-out clips; train ``configs/demo.json`` with ``train.py`` (unless ``--checkpoint``); vocode the
-held-out clips from their log-mels with WaveGlow and with Griffin-Lim; measure both against the
-original. Writes to ``demo_output/``: ``<clip>_original.wav``, ``<clip>_waveglow.wav``,
-``<clip>_griffinlim.wav``, ``spectrograms.png``, ``loss.png`` (when it trained), ``summary.txt``
-and, under ``checkpoints/``, the trained model.
+held-out clips; train the model's demo config with ``train.py`` (unless ``--checkpoint``); vocode
+the held-out clips from their features with the model and, from their log-mels, with Griffin-Lim;
+score both against the original (PESQ, STOI, DNSMOS, log-mel distance). Writes to
+``demo_output/``: ``<clip>_original.wav``, ``<clip>_<model>.wav``, ``<clip>_griffinlim.wav``,
+``spectrograms.png``, ``loss.png`` (when it trained), ``summary.txt`` and, under
+``checkpoints/``, the trained model.
 
 A few CPU minutes of training do not give speech: the demo model's output follows the loudness of
 the original but not its spectral detail, and Griffin-Lim scores better. The summary says so with
@@ -37,11 +39,18 @@ from tqdm import tqdm  # noqa: E402
 from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio  # noqa: E402
 from waveglow.checkpoint import CheckpointError  # noqa: E402
 from waveglow.data import read_file_list  # noqa: E402
+from waveglow.evaluation import available_metrics, griffin_lim, prepare_reference, score_clip  # noqa: E402
 from waveglow.metrics import read_metrics  # noqa: E402
+from waveglow.models import FAMILIES, family_of  # noqa: E402
+from waveglow.training import checkpoint_name  # noqa: E402
 from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure  # noqa: E402
 from waveglow.synthesis import load_for_inference, synthesize, write_wav  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(REPO, "configs", "demo.json")
+DEMO_CONFIGS = {  # the config each family's demo trains
+    "waveglow": os.path.join(REPO, "configs", "demo.json"),
+    "flowavenet": os.path.join(REPO, "configs", "flowavenet_small.json"),
+}
+QUALITY = ("pesq_wb", "stoi", "dnsmos_ovrl")  # the summary's scores, where their packages import
 DEFAULT_DATA = os.path.join(REPO, "demo", "data")
 HELD_OUT = (  # clips never trained on; vocoded and measured
     "allison-tt-weasels",
@@ -57,12 +66,15 @@ ATTRIBUTION = ("Allison Smith, CC-BY-SA-3.0 (Copyright 2003-2010 Allison Smith; 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="vocode with this checkpoint (any format) instead of training")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="training config (default configs/demo.json)")
+    parser.add_argument("--model", choices=FAMILIES, default="waveglow", help="the model family to train (default waveglow)")
+    parser.add_argument("--config", default=None,
+                        help="training config (default: configs/demo.json, or configs/flowavenet_small.json for flowavenet)")
     parser.add_argument("--data", default=DEFAULT_DATA, help="LJSpeech-layout folder of clips (default demo/data)")
     parser.add_argument("--output_dir", default="demo_output")
     parser.add_argument("--iterations", type=int, default=_env_int("DEMO_ITERATIONS"),
                         help="training iterations (default: $DEMO_ITERATIONS, else the config's max_iterations)")
-    parser.add_argument("--sigma", type=float, default=0.6, help="WaveGlow's noise scale")
+    parser.add_argument("--sigma", type=float, default=0.6,
+                        help="noise scale (temperature): WaveGlow's paper 0.6, within FloWaveNet's 0.6-0.8")
     parser.add_argument("--seed", type=int, default=0, help="seed of the vocoding noise and of Griffin-Lim")
     parser.add_argument("--griffin_lim_iters", type=int, default=48)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
@@ -148,7 +160,8 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
         records = read_metrics(metrics)
     except FileNotFoundError:
         raise RuntimeError(f"{metrics}: train.py wrote no metrics file") from None
-    return TrainingRun(os.path.join(directory, f"waveglow_{iterations}"), iterations,
+    family = load_config(config).family.name
+    return TrainingRun(os.path.join(directory, checkpoint_name(iterations, family)), iterations,
                        time.perf_counter() - started, records)
 
 
@@ -159,27 +172,12 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
 class Clip:
     name: str
     original: np.ndarray  # (T,)
-    waveglow: np.ndarray  # (T,)
+    vocoded: np.ndarray  # (T,), the model's copy synthesis
     griffin_lim: np.ndarray  # (T,)
-    mels: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> (n_mel, frames) log-mel
+    mels: dict[str, np.ndarray] = field(default_factory=dict)  # kind -> (n_mel, frames) Tacotron 2 log-mel
     distance: dict[str, float] = field(default_factory=dict)  # kind -> log-mel distance to the original
     energy_correlation: dict[str, float] = field(default_factory=dict)
-
-
-def griffin_lim(mel: np.ndarray, data_config, length: int, n_iter: int, seed: int) -> np.ndarray:
-    """Invert a Tacotron 2 log-mel (magnitude, Slaney) with Griffin-Lim: (n_mel, frames) -> (length,)."""
-    import librosa
-
-    magnitude = librosa.feature.inverse.mel_to_stft(
-        M=np.exp(mel.astype(np.float64)), sr=data_config.sampling_rate, n_fft=data_config.filter_length,
-        power=1.0, fmin=data_config.mel_fmin, fmax=data_config.mel_fmax, htk=False, norm="slaney",
-    )  # (n_freq, frames)
-    audio = librosa.griffinlim(
-        S=magnitude, n_iter=n_iter, hop_length=data_config.hop_length, win_length=data_config.win_length,
-        n_fft=data_config.filter_length, window="hann", center=True, pad_mode="reflect", length=length,
-        random_state=seed,
-    )
-    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> PESQ, STOI, DNSMOS
 
 
 def log_mel_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -208,40 +206,47 @@ def log_mel(features: MelSpectrogram, audio: np.ndarray) -> np.ndarray:
 
 
 def vocode_clips(model, data_config, paths: list[str], args: argparse.Namespace, device: torch.device) -> list[Clip]:
-    """Copy synthesis of each clip with WaveGlow and Griffin-Lim, plus both measured against the original."""
-    features = MelSpectrogram.from_config(data_config)
+    """Copy synthesis of each clip with the model (from its family's features) and with Griffin-Lim
+    (from the clip's Tacotron 2 log-mel), both measured against the original."""
+    family = family_of(model)
+    model_features = family.features(data_config)
+    features = MelSpectrogram.from_config(data_config)  # the common yardstick, and Griffin-Lim's input
     clips = []
-    for i, path in enumerate(tqdm(paths, desc="vocoding (WaveGlow)", unit="clip", dynamic_ncols=True)):
-        original = load_audio(path, data_config.sampling_rate, resample=True, downmix=True).numpy()
-        mel = log_mel(features, original)  # (n_mel, frames)
+    for i, path in enumerate(tqdm(paths, desc=f"vocoding ({family.title})", unit="clip", dynamic_ncols=True)):
+        original = prepare_reference(model_features, load_audio(path, data_config.sampling_rate, resample=True,
+                                                                downmix=True).numpy())
+        with torch.no_grad():
+            mel = model_features(torch.from_numpy(original)[None])[0]  # (n_mel, frames)
         generator = torch.Generator().manual_seed(args.seed + i)  # CPU noise: the same audio on any device
-        audio = synthesize(model, torch.from_numpy(mel).to(device), sigma=args.sigma, generator=generator)
-        waveglow = audio[: original.size].clamp(-1, 1).numpy()
-        clips.append(Clip(_name(path), original, waveglow, np.zeros(0, np.float32), {"original": mel}))
+        audio = synthesize(model, mel.to(device), sigma=args.sigma, generator=generator)
+        vocoded = audio[: original.size].clamp(-1, 1).numpy()
+        clips.append(Clip(_name(path), original, vocoded, np.zeros(0, np.float32), {"original": log_mel(features, original)}))
     for i, clip in enumerate(tqdm(clips, desc="vocoding (Griffin-Lim)", unit="clip", dynamic_ncols=True)):
         clip.griffin_lim = griffin_lim(clip.mels["original"], data_config, clip.original.size,
                                        args.griffin_lim_iters, args.seed + i)
-        measure(clip, features)
+        measure(clip, features, data_config.sampling_rate)
     return clips
 
 
-def measure(clip: Clip, features: MelSpectrogram) -> None:
+def measure(clip: Clip, features: MelSpectrogram, rate: int) -> None:
     energy = frame_energy_db(features, clip.original)
-    for kind, audio in (("waveglow", clip.waveglow), ("griffin_lim", clip.griffin_lim)):
+    metrics = available_metrics(QUALITY)[0]
+    for kind, audio in (("vocoded", clip.vocoded), ("griffin_lim", clip.griffin_lim)):
         clip.mels[kind] = log_mel(features, audio)
         clip.distance[kind] = log_mel_distance(clip.mels["original"], clip.mels[kind])
         clip.energy_correlation[kind] = correlation(energy, frame_energy_db(features, audio))
+        clip.scores[kind] = score_clip(clip.original, audio, rate, metrics=metrics)
+    clip.scores["original"] = score_clip(clip.original, clip.original, rate,
+                                         metrics=[m for m in metrics if m.startswith("dnsmos")])
 
 
 # ------------------------------------------------------------------------------ figures
 
 
-KINDS = (("original", "original"), ("waveglow", "WaveGlow"), ("griffin_lim", "Griffin-Lim"))
-
-
-def spectrogram_figure(clips: list[Clip], data_config):
-    """One row per clip: original | WaveGlow | Griffin-Lim log-mels on one colour scale, axes in s and Hz."""
-    rows = [(clip.name, {label: clip.mels[kind] for kind, label in KINDS}) for clip in clips]
+def spectrogram_figure(clips: list[Clip], data_config, title: str = "WaveGlow"):
+    """One row per clip: original | model | Griffin-Lim log-mels on one colour scale, axes in s and Hz."""
+    kinds = (("original", "original"), ("vocoded", title), ("griffin_lim", "Griffin-Lim"))
+    rows = [(clip.name, {label: clip.mels[kind] for kind, label in kinds}) for clip in clips]
     fmax = data_config.mel_fmax or data_config.sampling_rate / 2
     return spectrogram_comparison_figure(rows, data_config.sampling_rate, data_config.hop_length,
                                          frequency_range=(data_config.mel_fmin, fmax),
@@ -252,30 +257,53 @@ def spectrogram_figure(clips: list[Clip], data_config):
 
 
 def summary_text(
-    clips: list[Clip], sampling_rate: int, model_line: str, training: TrainingRun | None, args: argparse.Namespace
+    clips: list[Clip], sampling_rate: int, model_line: str, training: TrainingRun | None, args: argparse.Namespace,
+    title: str = "WaveGlow",
 ) -> str:
-    mean = {key: {kind: float(np.mean([getattr(c, key)[kind] for c in clips])) for kind in ("waveglow", "griffin_lim")}
+    mean = {key: {kind: float(np.mean([getattr(c, key)[kind] for c in clips])) for kind in ("vocoded", "griffin_lim")}
             for key in ("distance", "energy_correlation")}
-    lines = ["WaveGlow demo", "=============", model_line]
+    lines = [f"{title} demo", "=" * len(f"{title} demo"), model_line]
     if training is not None:
         lines += _training_lines(training)
     lines += [
-        f"vocoded: {len(clips)} held-out clips (never trained on) from their log-mels; WaveGlow sigma {args.sigma}, "
-        f"Griffin-Lim {args.griffin_lim_iters} iterations from the same log-mel",
+        f"vocoded: {len(clips)} held-out clips (never trained on) from their features; {title} sigma {args.sigma}, "
+        f"Griffin-Lim {args.griffin_lim_iters} iterations from the clip's log-mel",
         "",
         f"{'clip':34s} {'seconds':>7s}   {'log-mel distance':^22s}   {'energy correlation':^22s}",
-        f"{'':34s} {'':>7s}   {'WaveGlow':>10s} {'Griffin-Lim':>11s}   {'WaveGlow':>10s} {'Griffin-Lim':>11s}",
+        f"{'':34s} {'':>7s}   {title:>10s} {'Griffin-Lim':>11s}   {title:>10s} {'Griffin-Lim':>11s}",
     ]
     for c in clips:
         lines.append(_row(c.name, f"{c.original.size / sampling_rate:7.2f}", c.distance, c.energy_correlation))
     lines.append(_row("mean", "", mean["distance"], mean["energy_correlation"]))
-    lines += ["", *_definitions(), "", *_expectations(mean, training), "", *_files(clips, training)]
+    lines += ["", *_quality_lines(clips, title)]
+    lines += ["", *_definitions(), "", *_expectations(mean, training, title), "", *_files(clips, training, title)]
     return "\n".join(lines) + "\n"
 
 
+def _quality_lines(clips: list[Clip], title: str) -> list[str]:
+    """Mean PESQ, STOI and DNSMOS of the model, Griffin-Lim and the original clips (where the packages import)."""
+    metrics = [m for m in QUALITY if m in clips[0].scores["vocoded"]]
+    if not metrics:
+        return ["objective quality: no metric package (pesq, pystoi, speechmos) could be imported"]
+    names = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "dnsmos_ovrl": "DNSMOS OVRL"}
+    lines = ["objective quality (mean over the held-out clips):", "",
+             f"{'':14s}" + "".join(f"{names[m]:>13s}" for m in metrics)]
+    for kind, label in (("vocoded", title), ("griffin_lim", "Griffin-Lim"), ("original", "original")):
+        cells = []
+        for m in metrics:
+            values = [c.scores[kind].get(m) for c in clips]
+            cells.append("-" if values[0] is None else f"{np.mean(values):.2f}")
+        lines.append(f"{label:14s}" + "".join(f"{cell:>13s}" for cell in cells))
+    return lines + [
+        "",
+        "PESQ-WB (ITU-T P.862.2, against the original) runs from 1.0 (noise) to 4.5 (transparent); STOI (intelligibility)",
+        "from 0 to 1; DNSMOS OVRL (a network's estimate of a listener's overall rating, no reference) from 1 to 5.",
+    ]
+
+
 def _row(label: str, seconds: str, distance: dict, corr: dict) -> str:
-    return (f"{label:34s} {seconds:>7s}   {distance['waveglow']:10.3f} {distance['griffin_lim']:11.3f}   "
-            f"{corr['waveglow']:10.3f} {corr['griffin_lim']:11.3f}")
+    return (f"{label:34s} {seconds:>7s}   {distance['vocoded']:10.3f} {distance['griffin_lim']:11.3f}   "
+            f"{corr['vocoded']:10.3f} {corr['griffin_lim']:11.3f}")
 
 
 def _training_lines(training: TrainingRun) -> list[str]:
@@ -298,14 +326,14 @@ def _definitions() -> list[str]:
     ]
 
 
-def _expectations(mean: dict, training: TrainingRun | None) -> list[str]:
-    wg, gl = mean["distance"]["waveglow"], mean["distance"]["griffin_lim"]
-    corr = mean["energy_correlation"]["waveglow"]
-    better = "Griffin-Lim" if gl < wg else "WaveGlow"
+def _expectations(mean: dict, training: TrainingRun | None, title: str = "WaveGlow") -> list[str]:
+    wg, gl = mean["distance"]["vocoded"], mean["distance"]["griffin_lim"]
+    corr = mean["energy_correlation"]["vocoded"]
+    better = "Griffin-Lim" if gl < wg else title
     comparison = f"{better} is closer to the original: log-mel distance {min(wg, gl):.3f} against {max(wg, gl):.3f}."
     if training is None:
         return ["What to expect:", f"  {comparison}",
-                "  A well-trained WaveGlow (e.g. NVIDIA's waveglow_256channels_universal_v5.pt) sounds like the",
+                f"  A well-trained {title} (e.g. NVIDIA's waveglow_256channels_universal_v5.pt) sounds like the",
                 "  original speech; an undertrained one sounds like noise. Griffin-Lim inverts the mel itself, so",
                 "  it scores well on log-mel distance even where its phase artefacts are audible: listen as well",
                 "  as read the numbers."]
@@ -324,16 +352,16 @@ def _expectations(mean: dict, training: TrainingRun | None) -> list[str]:
         "  The falling loss in loss.png shows that it is learning; it is nowhere near done.",
         f"  {comparison}",
         *(["  Griffin-Lim needs no training, so it wins at this stage."] if gl < wg else []),
-        "  A usable WaveGlow needs days of training on a GPU. To hear one, vocode the same clips with a trained",
+        f"  A usable {title} needs days of training on a GPU. To hear one, vocode the same clips with a trained",
         "  checkpoint: make demo CHECKPOINT=path, e.g. NVIDIA's published waveglow_256channels_universal_v5.pt.",
     ]
 
 
-def _files(clips: list[Clip], training: TrainingRun | None) -> list[str]:
+def _files(clips: list[Clip], training: TrainingRun | None, title: str = "WaveGlow") -> list[str]:
     lines = [
         "Files:",
-        "  <clip>_original.wav, <clip>_waveglow.wav, <clip>_griffinlim.wav: 16-bit WAV, the original's length",
-        "  spectrograms.png: one row per clip, columns original | WaveGlow | Griffin-Lim log-mel against time (s)",
+        f"  <clip>_original.wav, <clip>_{title.lower()}.wav, <clip>_griffinlim.wav: 16-bit WAV, the original's length",
+        f"  spectrograms.png: one row per clip, columns original | {title} | Griffin-Lim log-mel against time (s)",
         "    and frequency (Hz, mel scale); one colour scale from the features' floor log(1e-5) to the loudest bin",
     ]
     if training is not None:
@@ -346,12 +374,12 @@ def _files(clips: list[Clip], training: TrainingRun | None) -> list[str]:
 # ------------------------------------------------------------------------------ main
 
 
-def write_outputs(clips: list[Clip], output_dir: str, data_config) -> None:
+def write_outputs(clips: list[Clip], output_dir: str, data_config, title: str = "WaveGlow") -> None:
     for clip in clips:
-        for suffix, audio in (("original", clip.original), ("waveglow", clip.waveglow),
+        for suffix, audio in (("original", clip.original), (title.lower(), clip.vocoded),
                               ("griffinlim", clip.griffin_lim)):
             write_wav(os.path.join(output_dir, f"{clip.name}_{suffix}.wav"), audio, data_config.sampling_rate)
-    figure_to_png(spectrogram_figure(clips, data_config), os.path.join(output_dir, "spectrograms.png"))
+    figure_to_png(spectrogram_figure(clips, data_config, title), os.path.join(output_dir, "spectrograms.png"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     train_list = write_file_list(os.path.join(args.output_dir, "train_files.txt"), train_clips)
     write_file_list(os.path.join(args.output_dir, "held_out_files.txt"), held_out)
     training = None
+    args.config = args.config or DEMO_CONFIGS.get(args.model)
     try:
         if args.checkpoint is None:
             print(f"training {args.config} on {len(train_clips)} clips of {args.data} ...", flush=True)
@@ -377,11 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    title = family_of(model).title
     clips = vocode_clips(model, data_config, held_out, args, device)
-    write_outputs(clips, args.output_dir, data_config)
+    write_outputs(clips, args.output_dir, data_config, title)
     n_parameters = sum(p.numel() for p in model.parameters())
-    model_line = (f"model: {checkpoint}, {n_parameters:,} parameters (weight norm removed), vocoding on {device}")
-    text = summary_text(clips, data_config.sampling_rate, model_line, training, args)
+    model_line = (f"model: {checkpoint} ({title}), {n_parameters:,} parameters (weight norm removed), vocoding on {device}")
+    text = summary_text(clips, data_config.sampling_rate, model_line, training, args, title)
     with open(os.path.join(args.output_dir, "summary.txt"), "w", encoding="utf-8") as f:
         f.write(text)
     print("\n" + text + f"\nwritten to {args.output_dir}/")

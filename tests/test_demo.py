@@ -44,9 +44,9 @@ def held_out_lengths() -> dict[str, int]:
     return {name: soundfile.info(os.path.join(DEMO_DATA, "wavs", f"{name}.wav")).frames for name in demo.HELD_OUT}
 
 
-def check_wavs(directory) -> None:
+def check_wavs(directory, suffixes=SUFFIXES) -> None:
     for name, frames in held_out_lengths().items():
-        for suffix in SUFFIXES:
+        for suffix in suffixes:
             info = soundfile.info(str(directory / f"{name}_{suffix}.wav"))
             assert (info.frames, info.samplerate, info.channels) == (frames, 22050, 1), (name, suffix)
 
@@ -55,7 +55,7 @@ def synthetic_clips(n: int) -> list:
     rng = np.random.default_rng(0)
     clips = []
     for i in range(n):
-        mels = {kind: rng.normal(-5, 2, size=(80, 20 + 5 * i)) for kind in ("original", "waveglow", "griffin_lim")}
+        mels = {kind: rng.normal(-5, 2, size=(80, 20 + 5 * i)) for kind in ("original", "vocoded", "griffin_lim")}
         clips.append(demo.Clip(f"clip{i}", np.zeros(1), np.zeros(1), np.zeros(1), mels))
     return clips
 
@@ -102,6 +102,34 @@ def test_demo_trains_and_writes_everything(tmp_path, capsys):
     assert "2 iterations" in text and "do not give speech" in text and "CC-BY-SA-3.0" in text
     assert f"{losses[0]:.3f} at the first iteration" in text  # the summary reads the metrics file
     assert "mean" in capsys.readouterr().out  # the summary is printed
+    quality = quality_table(text)
+    assert set(quality) == {"WaveGlow", "Griffin-Lim", "original"}
+    assert 1.0 <= quality["WaveGlow"][0] < quality["Griffin-Lim"][0] <= 4.7  # PESQ-WB: untrained is noise
+    assert quality["Griffin-Lim"][1] > 0.8 > quality["WaveGlow"][1]  # STOI
+    assert quality["original"][:2] == [None, None] and quality["original"][2] > quality["WaveGlow"][2]  # DNSMOS
+    assert "1.0 (noise) to 4.5 (transparent)" in text
+
+
+def quality_table(text: str) -> dict[str, list[float | None]]:
+    """The summary's objective quality rows: label -> [PESQ-WB, STOI, DNSMOS OVRL] (None for '-')."""
+    lines = text.split("objective quality (mean over the held-out clips):")[1].strip().splitlines()[1:4]
+    table = {}
+    for line in lines:
+        label, *cells = line.rsplit(maxsplit=3)
+        table[label.strip()] = [None if c == "-" else float(c) for c in cells]
+    return table
+
+
+def test_flowavenet_demo(tmp_path):
+    out = tmp_path / "demo"
+    args = ["--model", "flowavenet", "--iterations", "2", "--output_dir", str(out), "--griffin_lim_iters", "4",
+            "--device", "cpu"]
+    assert demo.main(args) == 0
+    check_wavs(out, suffixes=("original", "flowavenet", "griffinlim"))
+    assert os.path.isfile(out / "checkpoints" / "flowavenet_2")
+    text = (out / "summary.txt").read_text()
+    assert text.startswith("FloWaveNet demo") and "(FloWaveNet)" in text
+    assert set(quality_table(text)) == {"FloWaveNet", "Griffin-Lim", "original"}
 
 
 def test_demo_vocodes_with_a_checkpoint(tmp_path, tiny_config):

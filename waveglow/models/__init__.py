@@ -48,6 +48,7 @@ class ModelFamily:
     """One flow vocoder, as the shared tools see it."""
 
     name: str  # recorded in our checkpoints, e.g. "waveglow"
+    title: str  # for people, e.g. "WaveGlow"
     section: str  # its config section, e.g. "waveglow_config"
     config_class: type  # dataclass of that section
     model_class: type

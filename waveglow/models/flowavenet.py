@@ -866,6 +866,7 @@ def _family():
 
     return ModelFamily(
         name="flowavenet",
+        title="FloWaveNet",
         section="flowavenet_config",
         config_class=FloWaveNetConfig,
         model_class=FloWaveNet,

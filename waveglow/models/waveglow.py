@@ -517,6 +517,7 @@ def _family():
 
     return ModelFamily(
         name="waveglow",
+        title="WaveGlow",
         section="waveglow_config",
         config_class=WaveGlowConfig,
         model_class=WaveGlow,
