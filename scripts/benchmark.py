@@ -581,7 +581,8 @@ def family_training(args: argparse.Namespace, config, model, device: torch.devic
 
 
 def families_markdown(rows: list[dict]) -> list[str]:
-    lines = ["", "Model families on the same speech (random weights, batch 1, fp32):", "",
+    lines = ["", "Model families on the same speech (random weights, batch 1, fp32; peak: tensor memory of the first call "
+             "or step, the inference object's set-up not counted):", "",
              "| family | parameters | mode | audio s | s per s of audio | peak MB | train samples/s |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
@@ -648,10 +649,13 @@ def markdown(result: dict) -> str:
         f"Device: {meta['device_name']} ({meta['device']}, {meta['threads']} threads), torch {meta['torch']}, "
         f"{meta['date']}, config `{meta['config']}`, median of {meta['repeats']} after {meta['warmup']} warm-up; "
         f"load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end.",
-        "",
-        "| mode | conditioning | precision | batch | audio s | latency s | s per audio s | x real time | samples/s | peak MB | rel. diff vs plain |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if result["inference"]:
+        lines += [
+            "",
+            "| mode | conditioning | precision | batch | audio s | latency s | s per audio s | x real time | samples/s | peak MB | rel. diff vs plain |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in result["inference"]:
         if "skipped" in r:
             lines.append(f"| {r['mode']} | | {r['precision']} | {r['batch']} | {r['seconds']:.2f} | {r['skipped']} ||||||")
