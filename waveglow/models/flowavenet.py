@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
-from .waveglow import WeightNormConv1d
+from .weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
 
 __all__ = [
     "FloWaveNetConfig",
@@ -86,48 +86,6 @@ class FloWaveNetConfig:
 
 
 # ------------------------------------------------------------------------------ building blocks
-
-
-class WeightNormConvTranspose2d(nn.ConvTranspose2d):
-    """ConvTranspose2d with weight normalisation (``weight_g`` (in, 1, 1, 1), ``weight_v``).
-
-    torch.nn.utils.weight_norm's default ``dim=0`` is the input-channel dimension of a
-    transposed conv's (in, out, kh, kw) weight; so is ours, so the reference's keys load.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        weight = self.weight.detach()
-        del self.weight
-        self.weight_g = nn.Parameter(_norm_except_dim0(weight))
-        self.weight_v = nn.Parameter(weight.clone())
-
-    @property
-    def has_weight_norm(self) -> bool:
-        return "weight_v" in self._parameters
-
-    def effective_weight(self) -> torch.Tensor:
-        if self.has_weight_norm:
-            return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
-        return self.weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(
-            x, self.effective_weight(), self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
-        )
-
-    def remove_weight_norm(self) -> None:
-        if not self.has_weight_norm:
-            return
-        with torch.no_grad():
-            weight = self.effective_weight()
-        del self.weight_g, self.weight_v
-        self.weight = nn.Parameter(weight)
-
-
-def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
-    """L2 norm over all dims but the first, shaped to broadcast: (n, ...) -> (n, 1, ...)."""
-    return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
 class Conv(nn.Module):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
+from .weight_norm import WeightNormConv1d
 
 __all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE", "FAMILY"]
 
@@ -21,48 +22,6 @@ __all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_
 # and our models take them from data_config (so a 16 kHz hop-200 setup stays aligned).
 UPSAMPLE_KERNEL = 1024
 UPSAMPLE_STRIDE = 256
-
-
-class WeightNormConv1d(nn.Conv1d):
-    """Conv1d with weight normalisation: ``weight = weight_g * weight_v / ||weight_v||``.
-
-    The norm runs over every dimension but the output channel, and the parameters are named
-    ``weight_g`` (out, 1, 1) and ``weight_v`` (out, in, k) as torch.nn.utils.weight_norm names
-    them, so NVIDIA's checkpoints load key for key. :meth:`remove_weight_norm` folds them back
-    into a plain ``weight``.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        weight = self.weight.detach()
-        del self.weight
-        self.weight_g = nn.Parameter(_norm_except_dim0(weight))
-        self.weight_v = nn.Parameter(weight.clone())
-
-    @property
-    def has_weight_norm(self) -> bool:
-        return "weight_v" in self._parameters
-
-    def effective_weight(self) -> torch.Tensor:
-        if self.has_weight_norm:
-            return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
-        return self.weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.effective_weight(), self.bias)
-
-    def remove_weight_norm(self) -> None:
-        if not self.has_weight_norm:
-            return
-        with torch.no_grad():
-            weight = self.effective_weight()
-        del self.weight_g, self.weight_v
-        self.weight = nn.Parameter(weight)
-
-
-def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
-    """L2 norm over all dims but the first, shaped to broadcast: (out, ...) -> (out, 1, 1)."""
-    return v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
 
 
 class Invertible1x1Conv(nn.Module):
