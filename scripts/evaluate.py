@@ -311,10 +311,7 @@ def summary_markdown(result: dict, results: Results, device: torch.device, secon
 
 def spectrogram_figure(path: str, figure: list[tuple[str, dict[str, np.ndarray]]], rate: int) -> None:
     """The reference and each system's log-mel for the first clips, one colour scale for all panels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from waveglow.plotting import figure_to_png, new_figure
 
     if not figure:
         return
@@ -325,8 +322,8 @@ def spectrogram_figure(path: str, figure: list[tuple[str, dict[str, np.ndarray]]
             for _, outputs in figure]
     low = math.log(1e-5)
     high = max(m.max() for row in mels for m in row if m is not None)
-    fig, axes = plt.subplots(len(figure), len(columns), figsize=(3.6 * len(columns), 2.6 * len(figure)),
-                             squeeze=False, sharey=True, constrained_layout=True)
+    fig = new_figure(3.6 * len(columns), 2.6 * len(figure))
+    axes = fig.subplots(len(figure), len(columns), squeeze=False, sharey=True)
     image = None
     for r, ((stem, _), row) in enumerate(zip(figure, mels)):
         for c, ((title, _), mel) in enumerate(zip(columns, row)):
@@ -344,8 +341,7 @@ def spectrogram_figure(path: str, figure: list[tuple[str, dict[str, np.ndarray]]
                 _frequency_axis(ax, rate, mel.shape[0] if mel is not None else 80)
     if image is not None:
         fig.colorbar(image, ax=axes, label="log mel magnitude (ln)", shrink=0.9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    figure_to_png(fig, path)
 
 
 def _frequency_axis(ax, rate: int, n_mel: int) -> None:
