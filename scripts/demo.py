@@ -333,7 +333,7 @@ def _expectations(mean: dict, training: TrainingRun | None, title: str = "WaveGl
     comparison = f"{better} is closer to the original: log-mel distance {min(wg, gl):.3f} against {max(wg, gl):.3f}."
     if training is None:
         return ["What to expect:", f"  {comparison}",
-                f"  A well-trained {title} (e.g. NVIDIA's waveglow_256channels_universal_v5.pt) sounds like the",
+                f"  A well-trained {title} (e.g. NVIDIA's WaveGlow or a ksw0306 FloWaveNet checkpoint) sounds like the",
                 "  original speech; an undertrained one sounds like noise. Griffin-Lim inverts the mel itself, so",
                 "  it scores well on log-mel distance even where its phase artefacts are audible: listen as well",
                 "  as read the numbers."]
@@ -353,7 +353,8 @@ def _expectations(mean: dict, training: TrainingRun | None, title: str = "WaveGl
         f"  {comparison}",
         *(["  Griffin-Lim needs no training, so it wins at this stage."] if gl < wg else []),
         f"  A usable {title} needs days of training on a GPU. To hear one, vocode the same clips with a trained",
-        "  checkpoint: make demo CHECKPOINT=path, e.g. NVIDIA's published waveglow_256channels_universal_v5.pt.",
+        "  checkpoint: make demo CHECKPOINT=path, e.g. NVIDIA's waveglow_256channels_universal_v5.pt or a",
+        "  ksw0306 FloWaveNet checkpoint_step*.pth (both load as they are).",
     ]
 
 
