@@ -255,13 +255,13 @@ PEAK_LEVEL = 0.999  # FloWaveNet's preprocessing scales each clip to this peak
 FLOWAVENET_MIN_POWER = 1e-4  # 20 * log10(max(1e-4, mel)) - 20, then clip((x + 100) / 100, 0, 1)
 
 
-class FloWaveNetMelSpectrogram(nn.Module):
+class FloWaveNetMelSpectrogram(MelSpectrogram):
     """FloWaveNet's features (ksw0306 preprocessing.py): (B, T) -> (B, n_mel_channels, 1 + T // hop_length) in [0, 1].
 
     Power STFT (periodic Hann window of ``filter_length``, centred with reflect padding, as
-    librosa 0.6 did), a Slaney mel filterbank, ``20 * log10(max(1e-4, mel)) - 20`` dB, then
-    ``clip((dB + 100) / 100, 0, 1)``. The input is expected peak-normalised
-    (:meth:`prepare_audio`). Computed in float64, returned as float32.
+    librosa 0.6 did: :meth:`MelSpectrogram.magnitude`), a Slaney mel filterbank,
+    ``20 * log10(max(1e-4, mel)) - 20`` dB, then ``clip((dB + 100) / 100, 0, 1)``. The input is
+    expected peak-normalised (:meth:`prepare_audio`). Computed in float64, returned as float32.
     """
 
     def __init__(
@@ -273,13 +273,7 @@ class FloWaveNetMelSpectrogram(nn.Module):
         mel_fmin: float = 125.0,
         mel_fmax: Optional[float] = 7600.0,
     ) -> None:
-        super().__init__()
-        self.filter_length = filter_length
-        self.hop_length = hop_length
-        window = torch.hann_window(filter_length, periodic=True, dtype=torch.float64)
-        self.register_buffer("window", window, persistent=False)  # (filter_length,)
-        basis = mel_filterbank(sampling_rate, filter_length, n_mel_channels, mel_fmin, mel_fmax)
-        self.register_buffer("mel_basis", basis, persistent=False)  # (n_mel, filter_length // 2 + 1)
+        super().__init__(sampling_rate, filter_length, hop_length, filter_length, n_mel_channels, mel_fmin, mel_fmax)
 
     @classmethod
     def from_config(cls, data_config) -> "FloWaveNetMelSpectrogram":
@@ -303,21 +297,8 @@ class FloWaveNetMelSpectrogram(nn.Module):
         """(B, T) peak-normalised audio -> (B, n_mel_channels, 1 + T // hop_length) float32 in [0, 1]."""
         if audio.dim() != 2:
             raise ValueError(f"expected audio of shape (B, T), got {tuple(audio.shape)}")
-        if audio.shape[-1] <= self.filter_length // 2:
-            raise ValueError(
-                f"audio of {audio.shape[-1]} samples is too short for features: reflect padding needs "
-                f"more than filter_length // 2 = {self.filter_length // 2} samples"
-            )
         with autocast_off(audio.device):
-            spectrum = torch.stft(
-                audio.double(),
-                n_fft=self.filter_length,
-                hop_length=self.hop_length,
-                window=self.window.double(),
-                center=True,
-                pad_mode="reflect",
-                return_complex=True,
-            )  # (B, n_freq, frames)
-            mel = torch.matmul(self.mel_basis.double(), spectrum.abs().square())  # (B, n_mel, frames)
+            power = self.magnitude(audio.double()).square()  # (B, n_freq, frames)
+            mel = torch.matmul(self.mel_basis.double(), power)  # (B, n_mel, frames)
             db = 20 * torch.log10(torch.clamp(mel, min=FLOWAVENET_MIN_POWER)) - 20
             return torch.clamp((db + 100) / 100, 0, 1).float()

@@ -494,7 +494,7 @@ def _architecture_hint(expected: Mapping, found: Mapping, family=None) -> str:
         return f"the file does not hold a {family.name} of this layout"
     diffs = [f"{k} {a[k]} vs {b[k]}" for k in a if k in b and a[k] != b[k]]
     if not diffs:
-        return "the architectures differ"
+        return "the file is incomplete (truncated or edited?): its other tensors fit this architecture"
     return "likely cause: checkpoint vs config " + ", ".join(diffs) + " (use the config the checkpoint was trained with)"
 
 

@@ -696,32 +696,12 @@ def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveN
     return state_dict, infer_flowavenet_config(state_dict, path), iteration
 
 
-def _architecture_hint(expected: Mapping, found: Mapping, source: str) -> str:
-    try:
-        a, b = infer_flowavenet_config(found, source), infer_flowavenet_config(expected, source)
-    except _checkpoint_error_class():
-        return "the file does not hold a FloWaveNet of this layout"
-    diffs = [f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)]
-    if not diffs:
-        return "the file is incomplete (truncated or edited?)"
-    return "likely cause: checkpoint vs config " + ", ".join(diffs) + " (use the config the checkpoint was trained with)"
-
-
 def load_flowavenet_state_dict(model: FloWaveNet, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(strict=True)``, with a one-line CheckpointError naming the first mismatch."""
-    expected = model.state_dict()
-    for key, tensor in expected.items():
-        if key not in state_dict:
-            raise _checkpoint_error(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, source)}")
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise _checkpoint_error(
-                f"{source}: {key} has shape {tuple(state_dict[key].shape)} in the checkpoint but "
-                f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict, source)}"
-            )
-    unexpected = [k for k in state_dict if k not in expected]
-    if unexpected:
-        raise _checkpoint_error(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, source)}")
-    model.load_state_dict(state_dict, strict=True)
+    """``model.load_state_dict(strict=True)``, with a one-line CheckpointError naming the first mismatch
+    (the shared check of :func:`waveglow.checkpoint.load_state_dict_checked`)."""
+    from ..checkpoint import load_state_dict_checked
+
+    load_state_dict_checked(model, state_dict, source)
 
 
 def build_flowavenet(
