@@ -46,6 +46,7 @@ from torch.utils._pytree import tree_flatten
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
+from waveglow.audio import AudioError  # noqa: E402
 from waveglow.checkpoint import build_model  # noqa: E402
 from waveglow.export import export_onnx  # noqa: E402
 from waveglow.onnx_runtime import OnnxVocoder  # noqa: E402
@@ -704,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.families:
         try:
             result["families"] = family_rows(args, device)
-        except (CheckpointError, ConfigError) as e:
+        except (CheckpointError, ConfigError, AudioError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
     elif source is not None:
