@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LOG_FLOOR",
+    "colour_bar_figure",
     "figure_to_image",
     "figure_to_png",
     "loss_figure",
@@ -150,6 +151,19 @@ def plot_mel(
 def mel_figure(mel, sampling_rate: int, hop_length: int, **kwargs) -> "Figure":
     """A new figure holding one :func:`plot_mel` panel with its colour bar."""
     return plot_mel(mel, sampling_rate, hop_length, **kwargs).figure
+
+
+def colour_bar_figure(vmin: float, vmax: float, width: float = 1.1, height: float = 2.2, *,
+                      unit: str = "log") -> "Figure":
+    """A figure of only a colour bar from ``vmin`` to ``vmax`` (in ``unit``), for panels drawn with
+    ``plot_mel(..., vmin=vmin, vmax=vmax, colorbar=False)`` that share one scale."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig = new_figure(width, height)
+    scale = ScalarMappable(Normalize(vmin, max(vmax, vmin + 1e-6)), cmap=COLOUR_MAP)
+    fig.colorbar(scale, cax=fig.add_subplot(), label=UNITS[unit])
+    return fig
 
 
 def spectrogram_comparison_figure(
