@@ -10,7 +10,8 @@ held-out clips; train the model's demo config with ``train.py`` (unless ``--chec
 the held-out clips from their features with the model and, from their log-mels, with Griffin-Lim;
 score both against the original (PESQ, STOI, DNSMOS, log-mel distance). Writes to
 ``demo_output/``: ``<clip>_original.wav``, ``<clip>_<model>.wav``, ``<clip>_griffinlim.wav``,
-``spectrograms.png``, ``loss.png`` (when it trained), ``summary.txt`` and, under
+``spectrograms.png``, ``loss.png`` (when it trained), ``summary.txt``, ``report.html`` (the
+three versions of each clip to play side by side, with spectrograms and scores) and, under
 ``checkpoints/``, the trained model.
 
 A few CPU minutes of training do not give speech: the demo model's output follows the loudness of
@@ -44,6 +45,7 @@ from waveglow.metrics import read_metrics  # noqa: E402
 from waveglow.models import FAMILIES, family_of  # noqa: E402
 from waveglow.training import checkpoint_name  # noqa: E402
 from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure  # noqa: E402
+from waveglow.report import checkpoint_facts, machine_facts, write_report  # noqa: E402
 from waveglow.synthesis import load_for_inference, synthesize, write_wav  # noqa: E402
 
 DEMO_CONFIGS = {  # the config each family's demo trains
@@ -375,12 +377,43 @@ def _files(clips: list[Clip], training: TrainingRun | None, title: str = "WaveGl
 # ------------------------------------------------------------------------------ main
 
 
+def clip_wavs(clip: Clip, output_dir: str, title: str) -> dict[str, tuple[str, np.ndarray]]:
+    """system -> (its WAV of the clip, its audio): the original, the model (``title``) and Griffin-Lim."""
+    return {name: (os.path.join(output_dir, f"{clip.name}_{suffix}.wav"), audio)
+            for name, suffix, audio in (("original", "original", clip.original), (title, title.lower(), clip.vocoded),
+                                        ("Griffin-Lim", "griffinlim", clip.griffin_lim))}
+
+
 def write_outputs(clips: list[Clip], output_dir: str, data_config, title: str = "WaveGlow") -> None:
     for clip in clips:
-        for suffix, audio in (("original", clip.original), (title.lower(), clip.vocoded),
-                              ("griffinlim", clip.griffin_lim)):
-            write_wav(os.path.join(output_dir, f"{clip.name}_{suffix}.wav"), audio, data_config.sampling_rate)
+        for path, audio in clip_wavs(clip, output_dir, title).values():
+            write_wav(path, audio, data_config.sampling_rate)
     figure_to_png(spectrogram_figure(clips, data_config, title), os.path.join(output_dir, "spectrograms.png"))
+
+
+def write_page(clips: list[Clip], args: argparse.Namespace, checkpoint: str, training: TrainingRun | None,
+               title: str, data_config, device: torch.device) -> str:
+    """``report.html``: each held-out clip as the original, the model and Griffin-Lim give it, with scores."""
+    rows, audio, wav_files = [], {}, {}
+    for clip in clips:
+        for system, (path, samples) in clip_wavs(clip, args.output_dir, title).items():
+            kind = {title: "vocoded", "Griffin-Lim": "griffin_lim"}.get(system, "original")
+            row = {"clip": clip.name, "system": system, **clip.scores[kind]}
+            if kind != "original":
+                row.update(log_mel_distance=clip.distance[kind], energy_correlation=clip.energy_correlation[kind])
+            rows.append(row)
+            audio.setdefault(clip.name, {})[system] = samples
+            wav_files.setdefault(clip.name, {})[system] = path
+    iterations = (f"{training.iterations}, trained here in {training.seconds:.0f} s" if training is not None
+                  else checkpoint_facts(checkpoint))
+    facts = [("checkpoint", f"{checkpoint} ({title})"), ("iterations", iterations), ("sigma", f"{args.sigma:g}"),
+             ("denoiser strength", "0 (no denoiser)"), ("Griffin-Lim", f"{args.griffin_lim_iters} iterations"),
+             ("clips", f"{len(clips)} held out of training; {ATTRIBUTION}"), ("seed", f"{args.seed} (clip i: seed + i)"),
+             *machine_facts(device)]
+    return write_report(args.output_dir, rows, audio, data_config.sampling_rate, title=f"{title} demo",
+                        reference="original", facts=facts, wav_files=wav_files,
+                        introduction="Held-out clips, vocoded from their features by the model and by Griffin-Lim. "
+                                     "summary.txt says what to expect of a model trained this briefly.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     text = summary_text(clips, data_config.sampling_rate, model_line, training, args, title)
     with open(os.path.join(args.output_dir, "summary.txt"), "w", encoding="utf-8") as f:
         f.write(text)
+    write_page(clips, args, checkpoint, training, title, data_config, device)
     print("\n" + text + f"\nwritten to {args.output_dir}/")
     return 0
 

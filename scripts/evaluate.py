@@ -14,7 +14,8 @@ reference-free metrics (DNSMOS). See docs/evaluation.md for what each number mea
 
 Writes ``OUT/summary.json`` (``{"systems": {NAME: {metric: mean, ..., "rtf": ...}}, "clips": N}``),
 ``OUT/clips.csv`` (every clip's numbers), ``OUT/summary.md`` (the table, also printed) and
-``OUT/spectrograms.png`` (reference and each system for the first three clips). A clip that cannot
+``OUT/spectrograms.png`` (reference and each system for the first three clips) and ``OUT/report.html``
+(players, spectrograms and scores of every system, first ``--report-clips`` clips). A clip that cannot
 be read is reported and skipped; a missing or unusable ``--wavs`` file is reported for that clip
 and system, the rest is scored.
 """
@@ -42,6 +43,7 @@ from waveglow.audio import AudioError, MelSpectrogram, load_audio  # noqa: E402
 from waveglow.checkpoint import CheckpointError  # noqa: E402
 from waveglow.config import DataConfig  # noqa: E402
 from waveglow.data import read_file_list  # noqa: E402
+from waveglow.report import checkpoint_facts, machine_facts, write_report  # noqa: E402
 from waveglow.synthesis import load_for_inference  # noqa: E402
 
 GRIFFIN_LIM = "griffin_lim"
@@ -64,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N clips of the list")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     parser.add_argument("--metrics", nargs="+", choices=evaluation.METRICS, default=list(evaluation.METRICS))
+    parser.add_argument("--report-clips", dest="report_clips", type=int, default=20, metavar="N",
+                        help="report.html: players and spectrograms for the first N clips, scores of the rest")
     return parser.parse_args(argv)
 
 
@@ -211,7 +215,7 @@ class Results:
 
 
 def score_clips(files: list[str], systems: list[System], data_config, metrics: tuple[str, ...],
-                seed: int) -> Results:
+                seed: int, keep: int = FIGURE_CLIPS) -> Results:
     results = Results()
     rate = data_config.sampling_rate
     warm_up(systems, rate)
@@ -235,7 +239,7 @@ def score_clips(files: list[str], systems: list[System], data_config, metrics: t
                 row["note"] = str(e)
                 report(results, f"{system.name}, clip {stem}: {e}")
             results.rows.append(row)
-        if len(results.figure) < FIGURE_CLIPS:
+        if len(results.figure) < max(keep, FIGURE_CLIPS):  # the figure's clips and the report's
             results.figure.append((stem, outputs))
     return results
 
@@ -363,8 +367,26 @@ def write_outputs(output_dir: str, result: dict, results: Results, metrics: tupl
     text = summary_markdown(result, results, device, seconds)
     with open(os.path.join(output_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(text)
-    spectrogram_figure(os.path.join(output_dir, "spectrograms.png"), results.figure, rate)
+    spectrogram_figure(os.path.join(output_dir, "spectrograms.png"), results.figure[:FIGURE_CLIPS], rate)
     return text
+
+
+def write_page(args: argparse.Namespace, systems: list[System], results: Results, result: dict, rate: int,
+               device: torch.device) -> str:
+    """``OUT/report.html``: the run's facts, the means, and every system's audio, spectrogram and scores per clip."""
+    facts = [("clips", f"{result['clips']} scored, from {args.filelist}"), ("sampling rate", f"{rate} Hz")]
+    checkpoints = [s for s in systems if s.kind == "checkpoint"]
+    facts += [(f"checkpoint {s.name}", f"{path}: {checkpoint_facts(path)}; sigma {s.sigma:g}")
+              for path, s in zip(args.checkpoint, checkpoints)]
+    facts += [(f"outputs {s.name}", s.directory) for s in systems if s.kind == "wavs"]
+    if args.griffin_lim:
+        facts.append(("Griffin-Lim", f"{GRIFFIN_LIM_ITERATIONS} iterations from the clip's log-mel"))
+    facts += [("denoiser strength", "0 (no denoiser)"), ("seed", f"{args.seed} (clip i: seed + i)"),
+              *machine_facts(device)]
+    return write_report(args.output_dir, results.rows, dict(results.figure), rate, title="Objective evaluation",
+                        reference=GROUND_TRUTH, facts=facts, summary=result["systems"],
+                        labels={GROUND_TRUTH: "original (ground_truth)"}, problems=results.problems,
+                        shown=args.report_clips)
 
 
 # ------------------------------------------------------------------------------ main
@@ -392,19 +414,22 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--device cuda: CUDA is not available here")
         if args.limit is not None and args.limit <= 0:
             raise UsageError(f"--limit must be positive, got {args.limit}")
+        if args.report_clips < 0:
+            raise UsageError(f"--report-clips must be 0 or more, got {args.report_clips}")
         files = read_clips(args.filelist, args.limit)
         systems, data_config = load_systems(args, device)
         os.makedirs(args.output_dir, exist_ok=True)
     except (UsageError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    results = score_clips(files, systems, data_config, metrics, args.seed)
+    results = score_clips(files, systems, data_config, metrics, args.seed, keep=args.report_clips)
     if results.clips == 0:
         print(f"error: {args.filelist}: none of its {len(files)} clips could be read", file=sys.stderr)
         return 1
     result = summary(results, systems, metrics)
     text = write_outputs(args.output_dir, result, results, metrics, data_config.sampling_rate, device,
                          time.perf_counter() - started)
+    write_page(args, systems, results, result, data_config.sampling_rate, device)
     print("\n" + text + f"\nwritten to {args.output_dir}/")
     return 0
 
