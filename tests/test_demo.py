@@ -108,6 +108,10 @@ def test_demo_trains_and_writes_everything(tmp_path, capsys):
     assert quality["Griffin-Lim"][1] > 0.8 > quality["WaveGlow"][1]  # STOI
     assert quality["original"][:2] == [None, None] and quality["original"][2] > quality["WaveGlow"][2]  # DNSMOS
     assert "1.0 (noise) to 4.5 (transparent)" in text
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for name in demo.HELD_OUT:  # the demo's own WAVs, linked where they lie
+        assert all(f'src="{name}_{suffix}.wav"' in page for suffix in SUFFIXES), name
+    assert page.count("<audio ") == 12 and "2, trained here in" in page and "sigma" in page
 
 
 def quality_table(text: str) -> dict[str, list[float | None]]:

@@ -273,6 +273,8 @@ def test_clips_csv_holds_every_clip_and_the_summary_their_means(full_run):
 
     image = matplotlib.image.imread(os.path.join(full_run, "spectrograms.png"))
     assert image.shape[0] > 300 and image.shape[1] > 800  # 2 rows, 3 columns and a colour bar
+    page = open(os.path.join(full_run, "report.html"), encoding="utf-8").read()
+    assert page.count("<audio ") == 6 and "tiny_waveglow.pt: WaveGlow, iteration" in page
 
 
 def _outside_system(tmp_path) -> tuple[str, str]:
