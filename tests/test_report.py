@@ -215,7 +215,7 @@ def evaluated(tmp_path_factory) -> str:
     file_list.write_text("\n".join(wav_path(s) for s in (*CLIPS, "allison-vm-tooshort")) + "\n")
     out = str(root / "out")
     assert evaluate.main(["-f", str(file_list), "-o", out, "--wavs", f"noisy={noisy}", "--report-clips", "2",
-                          "--metrics", "pesq_wb", "stoi", "log_mel_l1", "dnsmos_ovrl"]) == 0
+                          "--metrics", "pesq_wb", "stoi", "log_mel_l1"]) == 0  # DNSMOS would take 5 s a clip
     return out
 
 
@@ -279,8 +279,7 @@ def test_the_page_plays_and_shows_every_file_in_chromium(evaluated):
         assert image["complete"] and image["width"] > 0, image
     shown = {(c["system"], c["metric"]): c["text"] for c in table}
     expected = {(s, m): v for s, row in summary.items() for m, v in row.items()}
-    assert set(shown) == set(expected)
+    assert set(shown) == set(expected) and sum(v is not None for v in expected.values()) == 3  # noisy's three
     for key, value in expected.items():
         assert (shown[key] == "–") if value is None else number_matches(shown[key], value), (key, shown[key], value)
-    assert any(v is not None for v in summary["ground_truth"].values())  # the original's DNSMOS is shown too
     assert problems == []
