@@ -408,7 +408,8 @@ def write_page(clips: list[Clip], args: argparse.Namespace, checkpoint: str, tra
                   else checkpoint_facts(checkpoint))
     facts = [("checkpoint", f"{checkpoint} ({title})"), ("iterations", iterations), ("sigma", f"{args.sigma:g}"),
              ("denoiser strength", "0 (no denoiser)"), ("Griffin-Lim", f"{args.griffin_lim_iters} iterations"),
-             ("clips", f"{len(clips)} held out of training; {ATTRIBUTION}"), ("seed", f"{args.seed} (clip i: seed + i)"),
+             ("clips", f"{len(clips)} held out of training; {ATTRIBUTION}"),
+             ("seed", f"{args.seed} (clip i: seed + i)"),
              *machine_facts(device)]
     return write_report(args.output_dir, rows, audio, data_config.sampling_rate, title=f"{title} demo",
                         reference="original", facts=facts, wav_files=wav_files,

@@ -294,7 +294,7 @@ class _Writer:
         vmax = max((float(m.max()) for m in mels.values()), default=0.0)
         cells = [self.cell(folder, k, system, clip, outputs.get(system), mels.get(system), vmax, rows.get(system))
                  for k, system in enumerate(columns)]
-        lengths = [np.asarray(a).size for a in outputs.values() if a is not None]
+        lengths = [np.asarray(outputs[s]).size for s in columns if outputs.get(s) is not None]  # the reference's first
         row = Row(clip, lengths[0] / self.sampling_rate if lengths else None, cells)
         if mels:
             _colour_bar_png(os.path.join(self.staging, folder, "scale.png"), vmax)
@@ -320,7 +320,7 @@ class _Writer:
         existing = self.wav_files.get(clip, {}).get(system)
         if existing is not None:
             relative = os.path.relpath(os.path.abspath(existing), os.path.abspath(self.output_dir))
-            if not relative.startswith(os.pardir):
+            if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
                 return _url(relative)
             shutil.copyfile(existing, os.path.join(self.staging, name + ".wav"))
         else:
@@ -415,7 +415,8 @@ def write_report(
     labels = labels or {}
     context = {
         "title": title, "introduction": introduction, "facts": list(facts), "date": now(),
-        "columns": [labels.get(c, c) for c in columns], "systems": columns, "reference": labels.get(reference, reference),
+        "columns": [labels.get(c, c) for c in columns], "systems": columns,
+        "reference": labels.get(reference, reference),
         "summary": summary_lines(summary, columns, _metric_keys(rows, summary), reference),
         "clips": len(clips), "grid": grid, "rest": rest, "problems": list(problems),
         "siblings": [name for name in SIBLINGS if os.path.isfile(os.path.join(output_dir, name))],
