@@ -411,10 +411,12 @@ def write_page(clips: list[Clip], args: argparse.Namespace, checkpoint: str, tra
              ("clips", f"{len(clips)} held out of training; {ATTRIBUTION}"),
              ("seed", f"{args.seed} (clip i: seed + i)"),
              *machine_facts(device)]
+    introduction = "Held-out clips, vocoded from their features by the model and by Griffin-Lim."
+    if training is not None:
+        introduction += (f" {training.iterations} iterations of CPU training do not make a vocoder: expect noise from "
+                         f"{title}, and Griffin-Lim, which needs no training, to win (summary.txt says more).")
     return write_report(args.output_dir, rows, audio, data_config.sampling_rate, title=f"{title} demo",
-                        reference="original", facts=facts, wav_files=wav_files,
-                        introduction="Held-out clips, vocoded from their features by the model and by Griffin-Lim. "
-                                     "summary.txt says what to expect of a model trained this briefly.")
+                        reference="original", facts=facts, wav_files=wav_files, introduction=introduction)
 
 
 def main(argv: list[str] | None = None) -> int:

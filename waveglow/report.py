@@ -404,7 +404,8 @@ def write_report(
     clips = list(by_clip)
     staging = tempfile.mkdtemp(prefix=f".{FILES}-", dir=output_dir)
     try:
-        writer = _Writer(output_dir, staging, spectrogram_config(sampling_rate), wav_files or {})
+        spectrogram = spectrogram_config(sampling_rate)
+        writer = _Writer(output_dir, staging, spectrogram, wav_files or {})
         grid = [writer.row(i + 1, clip, columns, audio.get(clip, {}), by_clip[clip])
                 for i, clip in enumerate(clips[:shown])]
         _replace_folder(staging, os.path.join(output_dir, FILES))
@@ -420,7 +421,7 @@ def write_report(
         "summary": summary_lines(summary, columns, _metric_keys(rows, summary), reference),
         "clips": len(clips), "grid": grid, "rest": rest, "problems": list(problems),
         "siblings": [name for name in SIBLINGS if os.path.isfile(os.path.join(output_dir, name))],
-        "image_size": [round(inches * DPI) for inches in IMAGE_SIZE],
+        "spectrogram": spectrogram, "image_size": [round(inches * DPI) for inches in IMAGE_SIZE],
         "scale_size": [round(inches * DPI) for inches in COLOUR_BAR_SIZE],
     }
     path = os.path.join(output_dir, REPORT)
