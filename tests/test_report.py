@@ -189,11 +189,15 @@ def test_the_best_system_is_marked_per_metric_the_reference_not_counted():
     assert [best for _, best in line.values] == [False, True, False, False]  # lower is better
 
 
-def test_checkpoint_facts_read_the_iteration_without_the_weights(tmp_path, tiny_model, tiny_config):
-    from waveglow import save_checkpoint
+def test_checkpoint_facts_read_the_family_and_iteration_without_the_weights(tmp_path, tiny_model, tiny_config):
+    from waveglow import load_config, save_checkpoint
+    from waveglow.checkpoint import build_model
 
     path = save_checkpoint(str(tmp_path / "tiny.pt"), tiny_model, tiny_config, iteration=1234)
     assert report.checkpoint_facts(path) == "WaveGlow, iteration 1234"
+    config = load_config(os.path.join(REPO, "configs", "flowavenet_small.json"))
+    path = save_checkpoint(str(tmp_path / "flowavenet"), build_model(config), config)
+    assert report.checkpoint_facts(path) == "FloWaveNet, iteration not recorded"
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert report.checkpoint_facts(str(tmp_path / "junk.pt")).startswith("(not readable:")
 
