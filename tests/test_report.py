@@ -232,6 +232,14 @@ def test_evaluate_writes_the_page_with_the_first_clips_and_lists_the_missing_out
     assert "denoiser strength" in text and "noisy=" not in text and "Listen: 2 of 3 clips" in text
 
 
+def test_a_negative_report_clips_is_a_one_line_error(tmp_path, capsys):
+    file_list = tmp_path / "list.txt"
+    file_list.write_text(wav_path(CLIPS[0]) + "\n")
+    assert evaluate.main(["-f", str(file_list), "-o", str(tmp_path / "out"), "--report-clips", "-1"]) == 1
+    assert capsys.readouterr().err == "error: --report-clips must be 0 or more, got -1\n"
+    assert not os.path.exists(tmp_path / "out")
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
