@@ -178,6 +178,24 @@ def test_a_second_report_replaces_the_first_ones_files(tmp_path):
     assert os.listdir(tmp_path / "report_files") == ["001_allison-enabled"]
 
 
+def test_a_report_that_fails_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    audio = {clip: {"ground_truth": read(clip)} for clip in CLIPS}
+    report.write_report(str(tmp_path), rows_for(CLIPS, ("ground_truth",)), audio, RATE, title="t",
+                        reference="ground_truth")
+    before = {name: (tmp_path / name).stat().st_mtime_ns for name in ("report.html", "report_files")}
+
+    def broken(context):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "_render", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.write_report(str(tmp_path), rows_for(CLIPS, ("ground_truth",)), audio, RATE, title="t",
+                            reference="ground_truth")
+    assert sorted(os.listdir(tmp_path)) == ["report.html", "report_files"]  # no staging folder left behind
+    assert {name: (tmp_path / name).stat().st_mtime_ns for name in before} == before
+    assert len(os.listdir(tmp_path / "report_files")) == 2
+
+
 def test_the_best_system_is_marked_per_metric_the_reference_not_counted():
     summary = {"truth": {"stoi": None, "dnsmos_ovrl": 4.0}, "a": {"stoi": 0.9, "dnsmos_ovrl": 2.0},
                "b": {"stoi": 0.7, "dnsmos_ovrl": 3.0}, "c": {"stoi": None, "dnsmos_ovrl": None}}

@@ -140,6 +140,8 @@ def now() -> str:
 
 @dataclass
 class Cell:
+    """What one system gives for one clip: its player, its picture, its scores, or why there are none."""
+
     audio: str | None = None  # relative URL of the WAV
     image: str | None = None  # relative URL of the spectrogram PNG
     scores: list[tuple[str, str]] = field(default_factory=list)  # (label with unit, value)
@@ -148,6 +150,8 @@ class Cell:
 
 @dataclass
 class Row:
+    """One clip: its name, its length, one cell per column."""
+
     clip: str
     seconds: float | None
     cells: list[Cell]
@@ -156,6 +160,8 @@ class Row:
 
 @dataclass
 class SummaryLine:
+    """One metric of the mean-score table: its description and each column's value."""
+
     key: str
     metric: Metric
     values: list[tuple[str, bool]]  # per column: (text, best)
@@ -390,40 +396,49 @@ def write_report(
     column headings (default: the system names); ``wav_files``: clip -> system -> an existing
     WAV of that output, linked where it lies inside ``output_dir``, copied otherwise.
     """
-    from .plotting import DPI
-
     if shown < 0:
         raise ValueError(f"shown must be >= 0, got {shown}")
     columns = _columns(rows, summary, reference)
     summary = summary if summary is not None else mean_scores(rows, columns)
-    by_clip: dict[str, dict[str, Mapping]] = {}
-    for row in rows:
-        by_clip.setdefault(row["clip"], {})[row["system"]] = row
-    for clip in audio:
-        by_clip.setdefault(clip, {})
-    clips = list(by_clip)
+    by_clip = _by_clip(rows, audio)
+    labels = labels or {}
     staging = tempfile.mkdtemp(prefix=f".{FILES}-", dir=output_dir)
     try:
         spectrogram = spectrogram_config(sampling_rate)
         writer = _Writer(output_dir, staging, spectrogram, wav_files or {})
         grid = [writer.row(i + 1, clip, columns, audio.get(clip, {}), by_clip[clip])
-                for i, clip in enumerate(clips[:shown])]
+                for i, clip in enumerate(list(by_clip)[:shown])]
+        page = _render({
+            "title": title, "introduction": introduction, "facts": list(facts), "date": now(),
+            "columns": [labels.get(c, c) for c in columns], "systems": columns,
+            "reference": labels.get(reference, reference),
+            "summary": summary_lines(summary, columns, _metric_keys(rows, summary), reference),
+            "clips": len(by_clip), "grid": grid, "problems": list(problems),
+            "rest": [_scores_only(clip, columns, by_clip[clip]) for clip in list(by_clip)[shown:]],
+            "siblings": [name for name in SIBLINGS if os.path.isfile(os.path.join(output_dir, name))],
+            "spectrogram": spectrogram, **_pixel_sizes(),
+        })
         _replace_folder(staging, os.path.join(output_dir, FILES))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    rest = [_scores_only(clip, columns, by_clip[clip]) for clip in clips[shown:]]
-    labels = labels or {}
-    context = {
-        "title": title, "introduction": introduction, "facts": list(facts), "date": now(),
-        "columns": [labels.get(c, c) for c in columns], "systems": columns,
-        "reference": labels.get(reference, reference),
-        "summary": summary_lines(summary, columns, _metric_keys(rows, summary), reference),
-        "clips": len(clips), "grid": grid, "rest": rest, "problems": list(problems),
-        "siblings": [name for name in SIBLINGS if os.path.isfile(os.path.join(output_dir, name))],
-        "spectrogram": spectrogram, "image_size": [round(inches * DPI) for inches in IMAGE_SIZE],
-        "scale_size": [round(inches * DPI) for inches in COLOUR_BAR_SIZE],
-    }
     path = os.path.join(output_dir, REPORT)
-    _write_text(path, _render(context))
+    _write_text(path, page)
     return path
+
+
+def _by_clip(rows: Sequence[Mapping], audio: Mapping[str, Mapping]) -> dict[str, dict[str, Mapping]]:
+    """clip -> system -> its row, clips in the order of ``rows`` (then of ``audio``)."""
+    by_clip: dict[str, dict[str, Mapping]] = {}
+    for row in rows:
+        by_clip.setdefault(row["clip"], {})[row["system"]] = row
+    for clip in audio:
+        by_clip.setdefault(clip, {})
+    return by_clip
+
+
+def _pixel_sizes() -> dict[str, list[int]]:
+    from .plotting import DPI
+
+    return {"image_size": [round(inches * DPI) for inches in IMAGE_SIZE],
+            "scale_size": [round(inches * DPI) for inches in COLOUR_BAR_SIZE]}
