@@ -43,16 +43,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config
+from waveglow.audio import AudioError
+from waveglow.checkpoint import build_model
+from waveglow.export import export_onnx
+from waveglow.onnx_runtime import OnnxVocoder
+from waveglow.synthesis import MelError, load_mel
 
-from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config  # noqa: E402
-from waveglow.audio import AudioError  # noqa: E402
-from waveglow.checkpoint import build_model  # noqa: E402
-from waveglow.export import export_onnx  # noqa: E402
-from waveglow.onnx_runtime import OnnxVocoder  # noqa: E402
-from waveglow.synthesis import MelError, load_mel  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph", "onnxruntime")
 
@@ -60,7 +57,8 @@ MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph", "onnxruntime")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--config", default=os.path.join(REPO, "configs", "config.json"))
+    p.add_argument("--config", default=os.path.join("configs", "config.json"),
+                   help="model config (default: configs/config.json of the current directory, the repository root)")
     p.add_argument("--checkpoint", default=None,
                    help="weights to time and to compare precisions with (any format load_checkpoint reads); "
                         "default: random weights for --config")
@@ -85,8 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--families", nargs="+", metavar="CONFIG", default=None,
                    help="compare model families instead: one config per family (e.g. configs/config.json "
                         "configs/flowavenet.json), each vocoding the same speech clip in its own features")
-    p.add_argument("--clip", default=os.path.join(REPO, "tests", "data", "wavs", "allison-vm-tooshort.wav"),
-                   help="--families: the speech clip, repeated to each --lengths")
+    p.add_argument("--clip", default=os.path.join("tests", "data", "wavs", "allison-vm-tooshort.wav"),
+                   help="--families: the speech clip, repeated to each --lengths "
+                        "(default: a test clip of the repository, relative to the current directory)")
     p.add_argument("--date", default=datetime.date.today().isoformat())
     p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
     p.add_argument("--output_md", default=None, help="default: the JSON path with .md")
@@ -522,7 +521,7 @@ def family_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
         model = build_model(config).to(device).eval()
         speech = load_audio(args.clip, config.data_config.sampling_rate)
         features = family.features(config.data_config)
-        base = {"family": family.name, "config": os.path.relpath(config_path, REPO),
+        base = {"family": family.name, "config": os.path.relpath(config_path),
                 "parameters": sum(p.numel() for p in model.parameters())}
         for seconds in args.lengths:
             frames = max(1, round(seconds * config.data_config.sampling_rate / model.hop_length))
@@ -534,7 +533,7 @@ def family_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
             for mode in FAMILY_MODES:
                 vocoder = family_vocoder(model, family, mode)
                 with torch.inference_mode():
-                    times, peak = time_runs(lambda: vocoder.infer(mel, z=z), device, args.warmup, args.repeats)
+                    times, peak = time_runs(lambda v=vocoder: v.infer(mel, z=z), device, args.warmup, args.repeats)
                 row = {**base, "mode": mode, "seconds": frames * model.hop_length / config.data_config.sampling_rate,
                        "times_s": times, "peak_memory_bytes": peak}
                 row.update(summarise(times, frames * model.hop_length, config.data_config.sampling_rate))
@@ -622,7 +621,7 @@ def metadata(args: argparse.Namespace, device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
         "date": args.date,
-        "config": os.path.relpath(args.config, REPO) if os.path.isabs(args.config) else args.config,
+        "config": os.path.relpath(args.config) if os.path.isabs(args.config) else args.config,
         "weights": args.checkpoint or "random (end ~ N(0, 0.01))",
         "accuracy_mel": args.mel or "random log-mel-like frames",
         "repeats": args.repeats,
@@ -715,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         result["training"] = training_rows(args, device)
     result["meta"]["loadavg_end"] = os.getloadavg()
-    json_path = args.output_json or os.path.join(REPO, "benchmarks", f"{device.type}_{args.date}.json")
+    json_path = args.output_json or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
     md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:

@@ -15,16 +15,13 @@ import os
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from torch import nn  # noqa: E402
-
-from waveglow.audio import MelSpectrogram, load_audio  # noqa: E402
-from waveglow.config import Config, ConfigError, DataConfig, load_config  # noqa: E402
-from waveglow.data import read_file_list  # noqa: E402
+from waveglow.audio import MelSpectrogram, load_audio
+from waveglow.config import Config, ConfigError, DataConfig, load_config
+from waveglow.data import read_file_list
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Convert any checkpoint WaveGlow reads (NVIDIA, DeepLearningExamples, ours) to our format.
 
     python scripts/convert_checkpoint.py waveglow_256channels_universal_v5.pt waveglow_256.pt
@@ -9,13 +8,10 @@ The output loads with ``torch.load(weights_only=True)`` and ``waveglow.load_chec
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, read_checkpoint, save_checkpoint  # noqa: E402
-from waveglow.config import ConfigError, load_config  # noqa: E402
+from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, read_checkpoint, save_checkpoint
+from waveglow.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-#!/usr/bin/env python
-"""Launch train.py on every GPU of this machine (NVIDIA's single-node command), via torchrun.
+"""Launch training (waveglow.cli.train, which train.py runs) on every GPU of this machine (NVIDIA's
+single-node command), via torchrun.
 
     python distributed.py -c configs/config.json                 # one process per GPU
     python distributed.py -c configs/config.json --nproc 2 -s logs -a "--set train_config.batch_size=6"
@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_MODULE = "waveglow.cli.train"  # launched as python -m, so no train.py file need sit beside this one
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-s", "--stdout_dir", "--log_dir", dest="log_dir", default=None,
                         help="folder for per-rank logs (default: <output_directory>/dist_logs)")
     parser.add_argument("-a", "--args_str", default="", help='extra train.py arguments, quoted: -a "--resume"')
-    parser.add_argument("--script", default=os.path.join(HERE, "train.py"), help="training script to launch")
+    parser.add_argument("--script", default=None,
+                        help=f"training script file to launch (default: python -m {TRAIN_MODULE})")
     parser.add_argument("--master_port", type=int, default=None, help="rendezvous port (default: a free one)")
     return parser.parse_args(argv)
 
@@ -36,7 +37,8 @@ def torchrun_args(args: argparse.Namespace, nproc: int, log_dir: str) -> list[st
               "--log-dir", log_dir, "--redirects", "3", "--tee", "3", "--local-ranks-filter", "0"]
     if args.master_port is not None:
         launch = ["--master-port", str(args.master_port)] + [a for a in launch if a != "--standalone"]
-    return launch + [args.script, "-c", args.config, *shlex.split(args.args_str)]
+    program = [args.script] if args.script else ["--module", TRAIN_MODULE]
+    return launch + [*program, "-c", args.config, *shlex.split(args.args_str)]
 
 
 def _default_log_dir(config_path: str) -> str:
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"launching {nproc} process(es) of {os.path.basename(args.script)}; per-rank logs in {log_dir}", flush=True)
+    print(f"launching {nproc} process(es) of {os.path.basename(args.script or TRAIN_MODULE)}; per-rank logs in {log_dir}", flush=True)
     try:
         run(get_args_parser().parse_args(torchrun_args(args, nproc, log_dir)))
     except ChildFailedError as e:

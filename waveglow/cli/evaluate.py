@@ -30,19 +30,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from waveglow import evaluation  # noqa: E402
-from waveglow.audio import AudioError, MelSpectrogram, load_audio  # noqa: E402
-from waveglow.checkpoint import CheckpointError  # noqa: E402
-from waveglow.config import DataConfig  # noqa: E402
-from waveglow.data import read_file_list  # noqa: E402
-from waveglow.synthesis import load_for_inference  # noqa: E402
+from waveglow import evaluation
+from waveglow.audio import AudioError, MelSpectrogram, load_audio
+from waveglow.checkpoint import CheckpointError
+from waveglow.config import DataConfig
+from waveglow.data import read_file_list
+from waveglow.synthesis import load_for_inference
 
 GRIFFIN_LIM = "griffin_lim"
 GROUND_TRUTH = "ground_truth"

@@ -21,11 +21,9 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from waveglow.checkpoint import CheckpointError  # noqa: E402
-from waveglow.denoiser import Denoiser  # noqa: E402
-from waveglow.export import (  # noqa: E402
+from waveglow.checkpoint import CheckpointError
+from waveglow.denoiser import Denoiser
+from waveglow.export import (
     DEFAULT_OPSET,
     DTYPES,
     FORMATS,
@@ -38,8 +36,8 @@ from waveglow.export import (  # noqa: E402
     verify_denoiser,
     verify_export,
 )
-from waveglow.errors import first_line  # noqa: E402
-from waveglow.synthesis import load_for_inference  # noqa: E402
+from waveglow.errors import first_line
+from waveglow.synthesis import load_for_inference
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -18,11 +18,9 @@ import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from waveglow.audio import AudioError, load_audio  # noqa: E402
-from waveglow.config import ConfigError, DataConfig, load_config  # noqa: E402
-from waveglow.data import AUDIO_SUFFIXES, read_file_list  # noqa: E402
+from waveglow.audio import AudioError, load_audio
+from waveglow.config import ConfigError, DataConfig, load_config
+from waveglow.data import AUDIO_SUFFIXES, read_file_list
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 LIST_NAMES = ("train_files.txt", "validation_files.txt", "test_files.txt")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Train a flow vocoder: WaveGlow, or any family of waveglow.models (the config's model section says which).
 
     python train.py -c configs/config.json
