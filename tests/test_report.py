@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -14,11 +13,9 @@ import pytest
 import soundfile
 
 from waveglow import evaluation, report
+from waveglow.cli import evaluate
 
 from conftest import REPO, TEST_DATA
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import evaluate  # noqa: E402
 
 CLIPS = ("allison-activated", "allison-enabled")
 RATE = 22050
