@@ -6,10 +6,10 @@ AVX-512 CPU) every bf16 operation is emulated and runs 6-30x slower than float32
 :func:`cpu_precision` falls back to float32 with one warning that says why.
 
 Subnormal float32 values (magnitude below 1.18e-38) cost an x86 CPU a microcode assist in every
-operation that reads or writes one. Training makes them: as WaveGlow's and FloWaveNet's gates
-saturate, sigmoid inputs below -87.3 give subnormal outputs, and their products and gradients
-spread through the backward convolutions. :func:`subnormals_flushed` runs the training step with
-them flushed to zero.
+operation that reads or writes one. Training makes them: as WaveGlow's gates saturate, sigmoid
+inputs between -88.7 and -87.3 give subnormal outputs, and products of small gate values and
+small gradients spread more through the backward convolutions. :func:`subnormals_flushed` runs
+the training step with them flushed to zero.
 """
 
 from __future__ import annotations
