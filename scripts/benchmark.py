@@ -594,8 +594,8 @@ def trained_state_config(checkpoint, args: argparse.Namespace, tmp: str, steps: 
 
 def trained_state_markdown(rows: list[dict]) -> list[str]:
     lines = ["", "Training steps from a trained state (crops of --clip; the loop flushes subnormals to zero):", "",
-             "| checkpoint | family | iteration | batch x segment | s per step, training loop | "
-             "s per step, subnormals kept | kept / loop | subnormals written per kept step |",
+             ("| checkpoint | family | iteration | batch x segment | s per step, training loop | "
+              "s per step, subnormals kept | kept / loop | subnormals written per kept step |"),
              "|---|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {os.path.basename(r['checkpoint'])} | {r['family']} | {r['iteration']} | "
