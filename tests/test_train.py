@@ -11,7 +11,7 @@ import warnings
 import pytest
 import torch
 
-import train
+from waveglow.cli import train
 from waveglow import load_checkpoint, save_checkpoint, WaveGlow
 from waveglow.metrics import read_metrics
 from waveglow.devices import flushes_subnormals, subnormals_flushed

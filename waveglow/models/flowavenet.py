@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._autocast import autocast_off
