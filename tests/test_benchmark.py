@@ -119,3 +119,34 @@ def test_families_side_by_side(tmp_path):
         assert (row["samples_per_s"] if row["mode"] == "train" else row["s_per_audio_s"]) > 0
     table = (tmp_path / "families.md").read_text()
     assert "| flowavenet |" in table and "| waveglow |" in table and "train step" in table
+
+
+def test_trained_state_rows_time_the_training_loop_and_count_subnormals(tmp_path, tiny_model):
+    """--train_checkpoint: steps resumed from the checkpoint, in the loop and with subnormals kept.
+
+    The first gate's sigmoid inputs are pushed to about -88, as a trained model's saturated gates
+    push some: sigmoid is subnormal there (below -88.7 torch's sigmoid gives 0), so a step that
+    keeps subnormals writes some.
+    """
+    model = tiny_model.train()
+    with torch.no_grad():
+        model.WN[0].in_layers[0].bias[model.WN[0].n_channels:] = -88.0
+    checkpoint = save_checkpoint(tmp_path / "waveglow_5", model, load_config(TINY), iteration=5)
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--config", TINY, "--no_inference", "--train_checkpoint", str(checkpoint),
+                           "--repeats", "2", "--warmup", "0", "--output_json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["trained_state"]
+    assert row["iteration"] == 5 and row["family"] == "waveglow" and row["batch"] == 2
+    assert len(row["loop_times_s"]) == len(row["kept_times_s"]) == 2
+    assert row["loop_step_s"] > 0 and row["kept_step_s"] > 0
+    assert row["subnormals_written_kept"] > 0
+    assert "| waveglow_5 | waveglow | 5 | 2 x 4096 |" in (tmp_path / "bench.md").read_text()
+
+
+def test_trained_state_bad_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert benchmark.main(["--config", TINY, "--no_inference", "--train_checkpoint", str(tmp_path / "broken.pt"),
+                           "--output_json", str(tmp_path / "a.json")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "broken.pt" in err[0]
+    assert not (tmp_path / "a.json").exists()

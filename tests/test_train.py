@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 
 import pytest
@@ -13,7 +14,8 @@ import torch
 from waveglow.cli import train
 from waveglow import load_checkpoint, save_checkpoint, WaveGlow
 from waveglow.metrics import read_metrics
-from waveglow.training import EpochSampler, find_latest_checkpoint, learning_rate_at
+from waveglow.devices import flushes_subnormals, subnormals_flushed
+from waveglow.training import EpochSampler, Trainer, find_latest_checkpoint, learning_rate_at
 
 from conftest import CONFIGS, REPO, TEST_DATA
 
@@ -111,6 +113,40 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(value, b["state_dict"][key]), key
     assert a["iteration"] == b["iteration"] == 6
     assert torch.equal(a["optimizer"]["state"][0]["exp_avg"], b["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_training_steps_flush_subnormals_and_the_caller_keeps_them(tmp_path, monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a worker thread besides the step's own: both must flush
+    seen = []
+    step = Trainer.train_step
+
+    def spy(self, mel, audio):
+        seen.append(flushes_subnormals())
+        return step(self, mel, audio)
+
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    try:
+        assert not flushes_subnormals()
+        assert train.main(_args(tmp_path, **{"train_config.max_iterations": 2})) == 0
+        assert not flushes_subnormals()  # the caller's threads keep subnormals, before and after
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [True, True]
+
+
+def test_subnormals_flushed_runs_on_a_thread_that_ends_with_the_block():
+    (torch.randn(1 << 18) * 2).sum()  # the caller's worker threads exist before the block
+    with subnormals_flushed(torch.device("cpu")) as compute:
+        assert compute(flushes_subnormals)
+        assert compute(lambda: threading.current_thread()) is not threading.current_thread()
+        with pytest.raises(ZeroDivisionError):
+            compute(lambda: 1 / 0)
+        assert compute(sum, [1, 2], start=3) == 6
+    assert not flushes_subnormals()
+    assert not [t for t in threading.enumerate() if t.name.startswith("flush-subnormals")]
+    with subnormals_flushed(torch.device("meta")) as compute:  # not the CPU: called as is
+        assert compute(threading.current_thread) is threading.current_thread()
 
 
 def test_epoch_sampler_resumes_mid_epoch():

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import CheckpointError, build_model, read_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config
-from .devices import cpu_precision, cuda_device
+from .devices import cpu_precision, cuda_device, subnormals_flushed
 from .metrics import MetricsLog
 
 __all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
@@ -437,6 +437,11 @@ class Trainer:
             yield from self.loader
 
     def run(self) -> int:
+        """Train to the last iteration; each step with subnormal floats flushed to zero (see :func:`subnormals_flushed`)."""
+        with subnormals_flushed(self.device) as compute:
+            return self._run(compute)
+
+    def _run(self, compute) -> int:
         from .monitor import ProgressLog
 
         total = self.total_iterations()
@@ -449,14 +454,14 @@ class Trainer:
         try:
             for mel, audio in self.batches():
                 started = time.perf_counter()
-                loss, grad_norm = self.train_step(mel, audio)
+                loss, grad_norm = compute(self.train_step, mel, audio)
                 self.iteration += 1
                 nonfinite = nonfinite + 1 if grad_norm is None else 0
                 if nonfinite:
                     self._handle_nonfinite(loss, nonfinite)
                 progress.step(loss, grad_norm, audio.numel() * self.world_size / (time.perf_counter() - started))
                 if nonfinite == 0:
-                    self._periodic(progress)
+                    self._periodic(progress, compute)
                 if self._any_rank_stopping():
                     path = self.save()
                     self.log(f"stopped by signal {self.stop.signum} at iteration {self.iteration}"
@@ -494,12 +499,12 @@ class Trainer:
                 + (f"Last good checkpoint: {latest}" if latest else "No checkpoint was written yet.")
             )
 
-    def _periodic(self, progress) -> None:
+    def _periodic(self, progress, compute) -> None:
         t = self.config.train_config
         if self.iteration % t.iters_per_checkpoint == 0:
             self.save()
         if self.validation is not None and t.iters_per_validation and self.iteration % t.iters_per_validation == 0:
-            progress.validation(self.validate())
+            progress.validation(compute(self.validate))
         if self.validation is not None and t.iters_per_audio and self.iteration % t.iters_per_audio == 0:
             progress.audio(self.model, self.validation)
         if self.is_main and self.validation is not None and t.iters_per_evaluation \

@@ -3,6 +3,7 @@
     python scripts/benchmark.py --device cpu --threads 2 --lengths 1 10 --modes plain fast
     python scripts/benchmark.py --device cuda --precisions fp32 tf32 fp16 bf16 --modes plain fast cudagraph
     python scripts/benchmark.py --families configs/config.json configs/flowavenet.json --lengths 1   # side by side
+    python scripts/benchmark.py --no_inference --train_checkpoint demo_output/checkpoints/waveglow_900   # a trained state
 
 Weights are random (``end`` drawn from N(0, 0.01) so no coupling is skipped; FLOPs do not depend
 on values) unless ``--checkpoint`` names real ones, the latent z is fixed, and every mode computes
@@ -21,13 +22,22 @@ is the process's peak resident set above that at entry, since onnxruntime's buff
 tensors).
 Precisions: ``fp32`` (TF32 off), ``tf32``, ``fp16`` and ``bf16`` (the whole model cast, as the
 reference's pure-fp16 inference). On CPU, tf32 and fp16 rows are skipped with a note.
+
+``--train_checkpoint`` times training steps from a training checkpoint's state (weights and Adam
+moments) on crops of ``--clip``: in train.py's loop (``Trainer.run``, subnormal floats flushed to
+zero) and the same steps with subnormals kept, with the count of subnormal values one kept step
+writes. A trained model's saturated gates make subnormals, which slow every CPU operation that
+touches them; the two columns show what the flushing saves.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
+import io
+import itertools
 import json
 import math
 import os
@@ -45,10 +55,11 @@ from torch.utils._pytree import tree_flatten
 
 from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config
 from waveglow.audio import AudioError
-from waveglow.checkpoint import build_model
+from waveglow.checkpoint import build_model, read_checkpoint
 from waveglow.export import export_onnx
 from waveglow.onnx_runtime import OnnxVocoder
 from waveglow.synthesis import MelError, load_mel
+from waveglow.training import TrainingError
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph", "onnxruntime")
@@ -80,11 +91,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--train_batch_size", type=int, default=1)
     p.add_argument("--segment_length", type=int, default=16000)
     p.add_argument("--no_inference", action="store_true", help="skip the inference rows")
+    p.add_argument("--train_checkpoint", default=None,
+                   help="time --warmup + --repeats training steps from this checkpoint's state (weights, Adam "
+                        "moments) on crops of --clip: in the training loop (subnormals flushed) and with subnormals kept")
     p.add_argument("--families", nargs="+", metavar="CONFIG", default=None,
                    help="compare model families instead: one config per family (e.g. configs/config.json "
                         "configs/flowavenet.json), each vocoding the same speech clip in its own features")
     p.add_argument("--clip", default=os.path.join("tests", "data", "wavs", "allison-vm-tooshort.wav"),
-                   help="--families: the speech clip, repeated to each --lengths "
+                   help="--families: the speech clip, repeated to each --lengths; --train_checkpoint: crops of it "
                         "(default: a test clip of the repository, relative to the current directory)")
     p.add_argument("--date", default=datetime.date.today().isoformat())
     p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
@@ -497,6 +511,98 @@ def make_train_step(model, loss_fn, optimizer, device, precision, args) -> Calla
     return step
 
 
+# ----------------------------------------------------------------------------- trained state
+
+
+class SubnormalCount(TorchDispatchMode):
+    """Counts the subnormal float32 values that the ops inside the block write (read from the bits,
+    as a float comparison on a thread that treats subnormals as zero would not see them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.device.type == "cpu":
+                bits = t.detach().contiguous().view(torch.int32)
+                self.count += int(((bits & 0x7F800000) == 0).logical_and_(bits & 0x007FFFFF != 0).sum())
+        return out
+
+
+def trained_state_rows(args: argparse.Namespace) -> list[dict]:
+    """``--warmup`` + ``--repeats`` steps from ``--train_checkpoint``'s state, twice: in ``Trainer.run``
+    (the step times it records in metrics.jsonl) and called on this thread, where subnormals are kept.
+    Both start from the same state and batches, on the device train.py would choose.
+    Raises CheckpointError, ConfigError or TrainingError."""
+    from waveglow.metrics import read_metrics
+    from waveglow.training import Trainer
+
+    checkpoint = read_checkpoint(args.train_checkpoint)
+    steps = args.warmup + args.repeats
+    with tempfile.TemporaryDirectory() as tmp:
+        config = trained_state_config(checkpoint, args, tmp, steps)
+        loop = Trainer(config, log=lambda *a: None)
+        loop.setup()
+        with contextlib.redirect_stdout(io.StringIO()):
+            loop.run()
+        records = [r for r in read_metrics(os.path.join(tmp, "loop", "metrics.jsonl")) if "samples_per_second" in r]
+        samples = config.train_config.batch_size * config.data_config.segment_length
+        loop_times = [samples / r["samples_per_second"] for r in records][args.warmup:]
+        config.train_config.output_directory = os.path.join(tmp, "kept")
+        kept = Trainer(config, log=lambda *a: None)
+        kept.setup()
+        kept.model.train()
+        batches = kept.batches()
+        kept_times = []
+        for mel, audio in itertools.islice(batches, steps):
+            start = time.perf_counter()
+            kept.train_step(mel, audio)
+            kept_times.append(time.perf_counter() - start)
+        with SubnormalCount() as count:
+            kept.train_step(*next(batches))
+    loop_s, kept_s = statistics.median(loop_times), statistics.median(kept_times[args.warmup:])
+    row = {"checkpoint": args.train_checkpoint, "family": config.family.name, "iteration": checkpoint.iteration,
+           "batch": config.train_config.batch_size, "segment_length": config.data_config.segment_length,
+           "loop_times_s": loop_times, "kept_times_s": kept_times[args.warmup:], "loop_step_s": loop_s,
+           "kept_step_s": kept_s, "kept_over_loop": kept_s / loop_s, "subnormals_written_kept": count.count}
+    print(f"trained state {checkpoint.iteration}: {loop_s:.3f} s per step in the training loop, {kept_s:.3f} s with "
+          f"subnormals kept ({count.count} written per step)", flush=True)
+    return [row]
+
+
+def trained_state_config(checkpoint, args: argparse.Namespace, tmp: str, steps: int):
+    """The checkpoint's own config (``--config`` for a foreign file), resuming from it for ``steps``
+    iterations on crops of ``--clip``, with no validation, logging or checkpoints beyond the last."""
+    config = checkpoint.config if checkpoint.config is not None else load_config(args.config)
+    path = os.path.join(tmp, "config.json")
+    with open(path, "w") as f:
+        json.dump(config.to_dict(), f)
+    files = os.path.join(tmp, "files.txt")
+    with open(files, "w") as f:
+        f.write(f"{os.path.abspath(args.clip)}\n" * config.train_config.batch_size)
+    return load_config(path, [
+        f"data_config.training_files={files}", "data_config.validation_files=",
+        f"train_config.output_directory={os.path.join(tmp, 'loop')}",
+        f"train_config.checkpoint_path={os.path.abspath(args.train_checkpoint)}",
+        f"train_config.max_iterations={checkpoint.iteration + steps}", "train_config.iters_per_checkpoint=1000000000",
+        "train_config.with_tensorboard=false", "train_config.num_workers=0", "train_config.keep_last=0",
+    ])
+
+
+def trained_state_markdown(rows: list[dict]) -> list[str]:
+    lines = ["", "Training steps from a trained state (crops of --clip; the loop flushes subnormals to zero):", "",
+             ("| checkpoint | family | iteration | batch x segment | s per step, training loop | "
+              "s per step, subnormals kept | kept / loop | subnormals written per kept step |"),
+             "|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {os.path.basename(r['checkpoint'])} | {r['family']} | {r['iteration']} | "
+                     f"{r['batch']} x {r['segment_length']} | {r['loop_step_s']:.3f} | {r['kept_step_s']:.3f} | "
+                     f"{r['kept_over_loop']:.2f} | {r['subnormals_written_kept']:,} |")
+    return lines
+
+
 # ----------------------------------------------------------------------------- families
 
 
@@ -679,6 +785,8 @@ def markdown(result: dict) -> str:
                          f"{r['samples_per_s']:.0f} | {megabytes(r['peak_memory_bytes'])} |")
     if result.get("families"):
         lines += families_markdown(result["families"])
+    if result.get("trained_state"):
+        lines += trained_state_markdown(result["trained_state"])
     return "\n".join(lines) + "\n"
 
 
@@ -713,6 +821,12 @@ def main(argv: list[str] | None = None) -> int:
             result["accuracy"] = accuracy_rows(args, source, given_mel, device, sampling_rate)
     if args.train:
         result["training"] = training_rows(args, device)
+    if args.train_checkpoint:
+        try:
+            result["trained_state"] = trained_state_rows(args)
+        except (CheckpointError, ConfigError, AudioError, TrainingError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     result["meta"]["loadavg_end"] = os.getloadavg()
     json_path = args.output_json or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
     md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
