@@ -457,7 +457,8 @@ def test_perturbations_stay_within_the_receptive_field(sizes):
 
 
 def test_fused_inference_equals_infer_and_notices_changed_weights():
-    from waveglow.models.flowavenet_fast import FastFloWaveNet, StaleWeightsError
+    from waveglow.models.flowavenet import FastFloWaveNet
+    from waveglow.errors import StaleWeightsError
 
     model = tiny_model(n_layer=3)
     mel, audio = tiny_batch(frames=4)

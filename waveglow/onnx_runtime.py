@@ -120,16 +120,9 @@ class OnnxVocoder:
         return sigma * torch.cat(draws[::-1], 1)
 
     @torch.no_grad()
-    def infer(
-        self,
-        mel: torch.Tensor,
-        sigma: float = 1.0,
-        *,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """mel (B, n_mel, F) -> float32 CPU audio (B, hop F); ``lengths`` (B,) in samples for padded batches."""
+    def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z: torch.Tensor | None = None,
+              generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`waveglow.models.VocoderModel.infer` through the graph: float32 CPU audio (B, hop F)."""
         if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
             raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
         B, frames = mel.size(0), mel.size(2)

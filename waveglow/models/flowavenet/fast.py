@@ -11,7 +11,8 @@ Every WaveNet of the model is rebuilt as plain tensors once (weight norm folded 
 
 These are exact rewrites: the output equals ``model.infer`` to float rounding, with the same
 noise. :class:`FastFloWaveNet` keeps the model interface the shared tools use and raises
-:class:`waveglow.fast.StaleWeightsError` (as FastWaveGlow does) if the model's weights change after it was built.
+:class:`~waveglow.errors.StaleWeightsError` if the model's weights change after it was built
+(:class:`waveglow.models.fast.FastVocoder`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fast import StaleWeightsError, parameter_key
-from .flowavenet import FloWaveNet, WaveNet
+from ..fast import FastVocoder, StaleWeightsError
+from .model import FloWaveNet, WaveNet
 
 __all__ = ["FastFloWaveNet", "FastWaveNet", "StaleWeightsError"]
 
@@ -85,29 +86,20 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     return torch.baddbmm(bias.view(1, -1, 1), w, x)
 
 
-class FastFloWaveNet:
+class FastFloWaveNet(FastVocoder):
     """FloWaveNet inference through :class:`FastWaveNet` operators, for a model whose weights are frozen.
 
-    Offers what the shared tools use of a model (``hop_length``, ``n_mel_channels``, ``infer``,
-    ``sample_latent``, ``parameters``) and keeps the model as ``.model``.
+    The model's own reverse pass runs with these operators in place of its WaveNets
+    (``nets`` of :meth:`FloWaveNet.reverse`).
     """
+
+    default_sigma = 0.8
 
     def __init__(self, model: FloWaveNet, cache_conditioning: bool = False) -> None:
         del cache_conditioning  # nothing to cache beyond the fused weights
-        self.model = model
-        self.key = parameter_key(model)
+        super().__init__(model)
         self._coupling = [[FastWaveNet(flow.coupling.net) for flow in block.flows] for block in model.blocks]
         self._prior = [FastWaveNet(block.prior) if block.split else None for block in model.blocks]
-
-    hop_length = property(lambda self: self.model.hop_length)
-    n_mel_channels = property(lambda self: self.model.n_mel_channels)
-    latent_steps_per_frame = property(lambda self: self.model.hop_length)
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def sample_latent(self, *args, **kwargs) -> torch.Tensor:
-        return self.model.sample_latent(*args, **kwargs)
 
     def coupling(self, k: int, j: int) -> FastWaveNet:
         return self._coupling[k][j]
@@ -115,12 +107,5 @@ class FastFloWaveNet:
     def prior(self, k: int) -> FastWaveNet:
         return self._prior[k]
 
-    @torch.no_grad()
-    def infer(self, mel: torch.Tensor, sigma: float = 0.8, *, z=None, generator=None, lengths=None) -> torch.Tensor:
-        """What ``model.infer`` returns for the same arguments, to float rounding: (B, n_mel, F) -> (B, 256 F)."""
-        if parameter_key(self.model) != self.key:
-            raise StaleWeightsError(
-                "the model's weights changed after its FastFloWaveNet was built (an optimizer step, "
-                "load_state_dict, .to() or .half()): build a new FastFloWaveNet(model)"
-            )
+    def fast_infer(self, mel: torch.Tensor, sigma: float, *, z, generator, lengths) -> torch.Tensor:
         return self.model._infer(mel, sigma, z=z, generator=generator, lengths=lengths, nets=self)
