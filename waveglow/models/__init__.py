@@ -46,6 +46,8 @@ class VocoderModel(Protocol):
 
     - ``hop_length``: audio samples per mel frame; ``n_mel_channels``.
     - ``forward(mel (B, n_mel, F), audio (B, hop * F))``: whatever the family's loss takes.
+    - ``encode(mel, audio) -> z``: the latent of the audio, in ``infer``'s layout, differentiable;
+      ``infer(mel, z=encode(mel, audio))`` returns the audio.
     - ``sample_latent(batch, n, sigma, generator, device)``: sigma * N(0, 1) in the layout ``infer``
       takes, drawn in the family's reference order, with ``n`` steps on its last (time) axis;
       ``latent_steps_per_frame`` steps make one mel frame (WaveGlow: hop / n_group).
@@ -92,6 +94,9 @@ class ModelFamily:
     infer_config: Callable[[Mapping, str], dict]  # the model section recovered from a state dict's shapes
     default_sigma: float  # inference's default sigma (temperature)
     overlap_frames: int  # context each side of a chunk for long audio, from the receptive field
+    # What the loss (per sample, train sigma 1) adds to -log N(encode(audio); 0, 1) - log|det d encode / d audio|:
+    # 0.5 log(2 pi) when it is the full negative log-likelihood, 0 when it leaves the Gaussian constant out.
+    nll_constant: float = 0.0
     mel_channels_key: str = "n_mel_channels"  # the model-section key holding the mel channel count
     initialize: Callable[[nn.Module, torch.Tensor, torch.Tensor], None] | None = None  # data-dependent init
     inference_model: Callable[[nn.Module, bool], Any] | None = None  # a faster inference object for a frozen model

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .. import ModelFamily
@@ -52,6 +54,7 @@ FAMILY = ModelFamily(
     default_sigma=0.8,  # ksw0306's synthesize.py temperature
     overlap_frames=CHUNK_OVERLAP_FRAMES,
     mel_channels_key="cin_channel",
+    nll_constant=0.5 * math.log(2 * math.pi),  # FloWaveNetLoss is the full negative log-likelihood
     initialize=initialize,
     inference_model=FastFloWaveNet,
     denoiser_applies=True,  # see docs/flowavenet.md: the sigma-0 bias repeats every 256 samples

@@ -424,16 +424,12 @@ class FloWaveNet(nn.Module):
         log_p = log_p + (-0.5 * (math.log(2 * math.pi) + _at_least_float32(x)[0] ** 2)).sum()
         return log_p, logdet, x, eps_list
 
-    @torch.no_grad()
     def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """mel (B, n_mel, F), audio (B, 256 F) -> z (B, 1, 256 F) in ``reverse``'s layout, at least float32.
 
         The split-off halves are standardised by their priors (the eps ``reverse`` expects).
+        Differentiable in the audio (wrap it in ``torch.no_grad()`` when only z is wanted).
         """
-        return self._latent(mel, audio)
-
-    def _latent(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """:meth:`encode` with autograd on (differentiable in the audio)."""
         _, _, x, eps_list = self._encode(mel, audio)
         (x,) = _at_least_float32(x)
         for block in reversed(self.blocks):

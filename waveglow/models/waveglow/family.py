@@ -86,6 +86,7 @@ FAMILY = ModelFamily(
     infer_config=infer_waveglow_config,
     default_sigma=1.0,  # NVIDIA's inference.py; its paper vocodes at 0.6
     overlap_frames=32,  # 8192 samples of context each side; see docs on long audio
+    nll_constant=0.0,  # NVIDIA's loss leaves out the Gaussian constant
     mel_channels_key="n_mel_channels",
     inference_model=FastWaveGlow,
     denoiser_applies=True,

@@ -242,6 +242,10 @@ class WaveGlow(nn.Module):
         output_audio.append(audio)
         return torch.cat(output_audio, 1), log_s_list, log_det_W_list
 
+    def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mel, F), audio (B, T) -> z (B, g, T / g), the latent ``infer`` takes (forward's z)."""
+        return self(mel, audio)[0]
+
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z: torch.Tensor | None = None,
               generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
