@@ -93,6 +93,9 @@ def check_fast_path(family: ModelFamily, config: Config) -> None:
     gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     torch.testing.assert_close(fast.infer(mel, 0.7, generator=gen()), model.infer(mel, 0.7, generator=gen()),
                                atol=1e-5, rtol=1e-5)
+    lengths = torch.tensor([FRAMES * model.hop_length, model.hop_length])
+    torch.testing.assert_close(fast.infer(mel, z=z, lengths=lengths), model.infer(mel, z=z, lengths=lengths),
+                               atol=1e-5, rtol=1e-5)
     with torch.no_grad():
         next(model.parameters()).add_(0.01)
     with pytest.raises(StaleWeightsError, match=f"build a new {type(fast).__name__}"):
@@ -114,6 +117,8 @@ def check_lengths(family: ModelFamily, config: Config) -> None:
     assert batch.shape == (2, 4 * hop)
     torch.testing.assert_close(batch[0], model.infer(long_mel, z=long_z)[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(batch[1, : 2 * hop], model.infer(short_mel, z=short_z)[0], atol=1e-5, rtol=0)
+    unmasked = model.infer(mel, z=z)
+    assert (unmasked[1, : 2 * hop] - batch[1, : 2 * hop]).abs().max() > 1e-4  # lengths= is what makes them equal
 
 
 def check_device_placement(family: ModelFamily, config: Config) -> None:
