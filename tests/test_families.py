@@ -76,7 +76,7 @@ def check_log_determinant(family: ModelFamily, config: Config) -> None:
     z = model.encode(mel, audio)
     n = audio.numel()
     expected = (0.5 * (z**2).sum() - torch.linalg.slogdet(jacobian)[1]) / n + family.nll_constant
-    assert loss.item() == pytest.approx(expected.item(), abs=1e-8)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-8)  # losses sum in float32
 
 
 def check_fast_path(family: ModelFamily, config: Config) -> None:
