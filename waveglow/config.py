@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -248,6 +249,9 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Confi
     return config_from_dict(data, path)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def apply_overrides(data: Any, overrides: Sequence[str], source: str = "<config>") -> dict:
     """Return a copy of nested config ``data`` with ``section.key=value`` overrides applied."""
     if not isinstance(data, Mapping):
@@ -267,4 +271,6 @@ def apply_overrides(data: Any, overrides: Sequence[str], source: str = "<config>
             node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             node[parts[-1]] = raw
+        if isinstance(node[parts[-1]], str) and _NUMBER.fullmatch(raw.strip()):
+            node[parts[-1]] = float(raw)  # YAML 1.1 reads 1e-4 (no dot) as a string
     return data
