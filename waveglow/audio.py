@@ -24,23 +24,11 @@ import torch
 from torch import nn
 
 from ._autocast import autocast_off
+from .errors import AudioError
 
 __all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio"]
 
 LOG_CLAMP = 1e-5  # log(clamp(mel, min=LOG_CLAMP)), as in Tacotron 2's dynamic_range_compression
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used as it is; the message starts with the file's path.
-
-    ``reason`` is a short category ("missing", "unreadable", "truncated", "empty", "sampling rate",
-    "channels") for tools that tally problems. The constructor also accepts a bare message, so the
-    error survives being re-raised from a DataLoader worker.
-    """
-
-    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 # ------------------------------------------------------------------------------------ features

@@ -46,6 +46,7 @@ from torch import nn
 from .config import DataConfig
 from .denoiser import Denoiser
 from .models import family_of
+from .errors import ExportError
 
 __all__ = [
     "FORMATS",
@@ -74,10 +75,6 @@ DEFAULT_OPSET = 18
 FLOAT32_TOLERANCE = 1e-4
 FLOAT16_TOLERANCE = 5e-2  # half precision against the float32 model: measured in docs/export.md
 METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metadata
-
-
-class ExportError(RuntimeError):
-    """An export that failed, or a file that does not reproduce the model."""
 
 
 # ------------------------------------------------------------------------------ graphs

@@ -23,15 +23,12 @@ import torch
 
 from .config import DataConfig
 from .export import denoiser_path
+from .errors import OnnxModelError
 
 __all__ = ["OnnxModelError", "OnnxVocoder", "OnnxDenoiser", "providers_for"]
 
 REQUIRED_METADATA = ("graph", "family", "n_mel_channels", "n_group", "hop_length", "sampling_rate", "latent_draws")
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-
-
-class OnnxModelError(RuntimeError):
-    """An ONNX file that cannot serve as a vocoder (missing, unreadable, or without our metadata)."""
 
 
 def providers_for(device: str | None) -> list[str]:

@@ -34,7 +34,7 @@ from torch import nn
 from .checkpoint import load_model
 from .config import DataConfig
 from .denoiser import Denoiser
-from .errors import first_line
+from .errors import MelError, first_line
 from .models import family_of
 
 __all__ = [
@@ -57,10 +57,6 @@ SILENCE_LOG_MEL = math.log(1e-5)  # Tacotron 2's log-mel of silence (the clamp f
 DEFAULT_OVERLAP_FRAMES = 32  # 8192 samples of context each side; see README "Long audio"
 
 Generators = torch.Generator | Sequence[torch.Generator | None] | None
-
-
-class MelError(ValueError):
-    """A mel spectrogram that cannot be vocoded (shape, values or file)."""
 
 
 # ------------------------------------------------------------------------------ inputs

@@ -28,16 +28,12 @@ from .checkpoint import build_model, load_state_dict_checked, read_checkpoint, r
 from .config import Config
 from .data import read_file_list
 from .devices import cpu_precision, cuda_device
-from .errors import CheckpointError
+from .errors import CheckpointError, TrainingError
 from .evaluation import evaluate_model
 from .metrics import MetricsLog
 from .monitor import VALIDATION_SIGMA, ProgressLog
 
 __all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message says why and what to check."""
 
 
 # ------------------------------------------------------------------------ checkpoint policy
