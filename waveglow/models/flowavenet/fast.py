@@ -75,9 +75,9 @@ class FastWaveNet:
             gated = gate_(acts, C)  # (B, C, T), a view of acts
             out = pointwise(gated, w_out, b_out)
             if not last:
-                h = torch.add(h, out[:, :C]).mul_(math.sqrt(0.5))
+                h = h.add_(out[:, :C]).mul_(math.sqrt(0.5))  # in place: this layer's conv has read h
                 out = out[:, C:]
-            skip = out.clone() if skip is None else skip.add_(out)
+            skip = out if skip is None else skip.add_(out)  # the first layer's output buffer holds the sum
         hidden = pointwise(skip.relu_(), *self.final).relu_()
         return pointwise(hidden, *self.zero)
 
