@@ -11,8 +11,9 @@ import glob
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+import pytest
 import torch
 from conftest import REPO, TEST_DATA
 from test_families import (
@@ -26,7 +27,7 @@ from waveglow.audio import MelSpectrogram
 from waveglow.config import config_from_dict
 from waveglow.data import AudioDataset, ValidationDataset
 from waveglow.export import read_metadata
-from waveglow.models import ModelFamily, family_named, register
+from waveglow.models import FAMILIES, ModelFamily, family_named, family_names, register
 from waveglow.training import checkpoint_name
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -115,6 +116,9 @@ CONFIG = {"toy_config": {"width": 2}, "data_config": {"segment_length": 2048}, "
 
 def test_registered_once_and_found_by_name():
     assert family_named("toy") is TOY and register(TOY) is TOY
+    assert "toy" in family_names() and "toy" not in FAMILIES  # FAMILIES: the families shipped with the package
+    with pytest.raises(ValueError, match="registered already"):
+        register(replace(TOY, title="another toy"))  # same name and section, another record
 
 
 def test_the_family_contract():
