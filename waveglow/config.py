@@ -186,12 +186,11 @@ def _validate(config: Config, source: str) -> None:
         "train_config.batch_size": t.batch_size,
         "train_config.iters_per_checkpoint": t.iters_per_checkpoint,
         "train_config.evaluation_clips": t.evaluation_clips,
-        "train_config.learning_rate": t.learning_rate,
         "train_config.sigma": t.sigma,
     }, source)
     require_non_negative({
         f"train_config.{key}": getattr(t, key)
-        for key in ("epochs", "max_iterations", "grad_clip_thresh", "keep_last", "iters_per_validation",
+        for key in ("learning_rate", "epochs", "max_iterations", "grad_clip_thresh", "keep_last", "iters_per_validation",
                     "iters_per_audio", "iters_per_evaluation", "max_nonfinite_steps", "num_workers")
     }, source)
     require_non_negative({"data_config.mel_fmin": d.mel_fmin, "data_config.min_crop_rms": d.min_crop_rms}, source)
