@@ -1,19 +1,27 @@
-# Set up a virtualenv with the pinned requirements, then run the test suite.
+# Set up a virtualenv with this project installed editable (every extra, torch pinned), then lint and test.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test clean demo
+.PHONY: setup lint test wheel-check clean demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
-	$(PYTHON) -m venv $(VENV)
+# Re-runs when the requirements or the package's metadata (dependencies, console scripts) change.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q tests
+
+# Build the wheel, install it alone into a clean virtualenv, run its console scripts from outside the repository.
+wheel-check:
+	PYTHON=$(PYTHON) bash .ci/wheel_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

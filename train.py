@@ -1,75 +1,12 @@
 #!/usr/bin/env python
-"""Train a flow vocoder: WaveGlow, or any family of waveglow.models (the config's model section says which).
+"""Train a vocoder: ``python train.py -c configs/config.json`` (NVIDIA's command, same flags).
 
-    python train.py -c configs/config.json
-    python train.py -c configs/config.json --set train_config.batch_size=4 --set data_config.training_files=train.txt
-    python train.py -c configs/config.json --resume           # continue from the newest checkpoint
-    torchrun --nproc_per_node 8 train.py -c configs/config.json
+A shim: the program is :mod:`waveglow.cli.train`, installed as ``waveglow-train`` and ``python -m waveglow train``.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
-import os
 import sys
-import warnings
 
-from waveglow.checkpoint import CheckpointError
-from waveglow.config import ConfigError, load_config
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="JSON or YAML config (NVIDIA's config.json loads as is)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value; repeatable")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest readable <family>_<iteration> (waveglow_<iteration>) in output_directory")
-    parser.add_argument("--fine_tune", metavar="CHECKPOINT",
-                        help="start from these weights (any supported format) with a fresh optimizer")
-    parser.add_argument("-r", "--rank", type=int, default=None, help="process rank (reference-style launch)")
-    parser.add_argument("-g", "--group_name", default="", help="process group name (reference-style launch)")
-    return parser.parse_args(argv)
-
-
-def _write_resolved_config(config, directory: str) -> None:
-    path = os.path.join(directory, "config.json")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(config.to_dict(), f, indent=4)
-    os.replace(tmp, path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from waveglow.audio import AudioError
-    from waveglow.parallel import init_distributed, shutdown_distributed
-    from waveglow.training import Trainer, TrainingError, install_stop_handlers, restore_handlers
-
-    try:
-        config = load_config(args.config, args.set)
-        process = init_distributed(config.dist_config, args.rank, args.group_name)
-        trainer = Trainer(config, resume=args.resume, fine_tune=args.fine_tune, rank=process.rank,
-                          world_size=process.world_size, local_rank=process.local_rank)
-        previous = install_stop_handlers(trainer.stop)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("once")
-                trainer.setup()
-                if trainer.is_main:
-                    _write_resolved_config(config, trainer.output_directory)
-                trainer.run()
-        finally:
-            restore_handlers(previous)
-            shutdown_distributed()
-    except (ConfigError, CheckpointError, TrainingError, AudioError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if trainer.stop.signum is not None:
-        return 128 + trainer.stop.signum
-    return 0
-
+from waveglow.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,22 +29,21 @@ import time
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio
+from waveglow.checkpoint import CheckpointError
+from waveglow.data import read_file_list
+from waveglow.evaluation import available_metrics, griffin_lim, prepare_reference, score_clip
+from waveglow.metrics import read_metrics
+from waveglow.models import family_named, family_names, family_of
+from waveglow.training import checkpoint_name
+from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure
+from waveglow.synthesis import load_for_inference, synthesize, write_wav
 
-from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio  # noqa: E402
-from waveglow.checkpoint import CheckpointError  # noqa: E402
-from waveglow.data import read_file_list  # noqa: E402
-from waveglow.evaluation import available_metrics, griffin_lim, prepare_reference, score_clip  # noqa: E402
-from waveglow.metrics import read_metrics  # noqa: E402
-from waveglow.models import family_named, family_names, family_of  # noqa: E402
-from waveglow.training import checkpoint_name  # noqa: E402
-from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure  # noqa: E402
-from waveglow.synthesis import load_for_inference, synthesize, write_wav  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the demo's data and configs live here
 
 QUALITY = ("pesq_wb", "stoi", "dnsmos_ovrl")  # the summary's scores, where their packages import
 DEFAULT_DATA = os.path.join(REPO, "demo", "data")
@@ -135,7 +134,7 @@ def train_demo_model(config: str, train_list: str, output_dir: str, iterations: 
     train.py's per-iteration lines go to ``<output_dir>/checkpoints/train_log.txt``; the numbers
     are read back from the ``metrics.jsonl`` it writes beside its checkpoints.
     """
-    import train
+    from waveglow.cli import train
     from waveglow.config import load_config
 
     iterations = iterations or load_config(config).train_config.max_iterations

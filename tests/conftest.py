@@ -14,6 +14,11 @@ CONFIGS = os.path.join(REPO, "configs")
 TEST_DATA = os.path.join(REPO, "tests", "data")
 
 
+def checkout_env() -> dict[str, str]:
+    """The environment for a subprocess that must import this checkout's ``waveglow``, installed or not."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+
+
 @pytest.fixture
 def tiny_config():
     return load_config(os.path.join(CONFIGS, "tiny.json"))

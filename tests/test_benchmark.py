@@ -4,17 +4,13 @@ import json
 import math
 import os
 import shutil
-import sys
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS
 
 from waveglow import load_config, save_checkpoint
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-
-import benchmark  # noqa: E402
+from waveglow.cli import benchmark
 
 TINY = os.path.join(CONFIGS, "tiny.json")
 

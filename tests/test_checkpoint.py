@@ -13,7 +13,7 @@ from waveglow import CheckpointError, WaveGlow, load_checkpoint, read_checkpoint
 from waveglow.checkpoint import restore_rng_state
 from waveglow.models.waveglow import convert_state_dict
 
-from conftest import REPO
+from conftest import REPO, checkout_env
 
 
 def _outputs(model, seed=0):
@@ -310,7 +310,7 @@ def test_truncated_and_foreign_files(tmp_path, tiny_model):
 
 def _convert(*args):
     return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "convert_checkpoint.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, env=checkout_env())
 
 
 def test_convert_checkpoint_script(tmp_path, tiny_model, tiny_config):

@@ -5,8 +5,8 @@ import pytest
 import torch
 import yaml
 
-import train
 from waveglow import ConfigError, WaveGlow, load_config
+from waveglow.cli import train
 from waveglow.config import apply_overrides
 
 from conftest import CONFIGS

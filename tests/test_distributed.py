@@ -5,12 +5,11 @@ import socket
 
 import torch
 
-import distributed
-import train
+from waveglow.cli import distributed, train
 from waveglow import load_checkpoint
 from waveglow.training import Trainer
 
-from conftest import REPO
+from conftest import REPO, checkout_env
 from test_train import _args
 
 
@@ -32,6 +31,7 @@ def _launch(tmp_path, nproc, extra_settings, script=None):
 
 def test_two_processes_match_one_with_double_batch(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])  # the ranks run python -m waveglow.cli.train
     steps = {"train_config.max_iterations": 3, "train_config.iters_per_checkpoint": 3}
     assert _launch(tmp_path, 2, {**steps, "train_config.batch_size": 1,
                                  "train_config.output_directory": str(tmp_path / "two")}) == 0
@@ -54,6 +54,7 @@ def test_two_processes_match_one_with_double_batch(tmp_path, monkeypatch):
 
 def test_failing_rank_stops_the_job(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])  # the helper script imports this checkout
     monkeypatch.setenv("WAVEGLOW_DIST_TIMEOUT", "60")
     code = _launch(tmp_path, 2, {"train_config.max_iterations": 1000, "train_config.batch_size": 1},
                    script=os.path.join(REPO, "tests", "helpers", "failing_train.py"))

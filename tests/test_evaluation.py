@@ -18,12 +18,10 @@ from scipy.signal import resample_poly
 
 from waveglow import WaveGlow, evaluation, save_checkpoint
 from waveglow.audio import MelSpectrogram
+from waveglow.cli import evaluate, train
 from waveglow.config import DataConfig
 
 from conftest import REPO, TEST_DATA, randomize_end
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import evaluate  # noqa: E402
 
 METADATA = os.path.join(TEST_DATA, "metadata.csv")
 FULL_REFERENCE = tuple(m for m in evaluation.METRICS if m not in evaluation.REFERENCE_FREE)
@@ -184,7 +182,6 @@ def test_evaluate_model_scores_copy_synthesis_reproducibly_and_restores_the_mode
 
 
 def test_training_logs_the_evaluation_to_tensorboard_and_metrics_jsonl(tmp_path, capsys):
-    import train
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     clips = [wav_path(s) for s in ("allison-activated", "allison-enabled", "allison-queue-less-than")]

@@ -4,7 +4,6 @@ inference.py --onnx with the same WAVs, and bad checkpoints or output folders gi
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import onnx
@@ -13,15 +12,12 @@ import torch
 from conftest import CONFIGS, REPO, randomize_end
 from scipy.io import wavfile
 
-import inference
+from waveglow.cli import export as export_script
+from waveglow.cli import inference
 from waveglow import Denoiser, WaveGlow, load_checkpoint, load_config, save_checkpoint
 from waveglow.export import ExportError, export_onnx, export_torchscript, read_metadata, verify_export
 from waveglow.models import FAMILIES
 from waveglow.onnx_runtime import OnnxDenoiser, OnnxModelError, OnnxVocoder
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-
-import export as export_script  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # the format tested here
 

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 
 import pytest
 import soundfile
 import torch
 
-import inference
-import train
+from waveglow.cli import compute_mels, convert_checkpoint, inference, train
 from waveglow.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from waveglow.metrics import read_metrics
 from waveglow.models import family_named, family_of
 from waveglow.models.flowavenet import FloWaveNet, FloWaveNetConfig
 
-from conftest import CONFIGS, REPO, TEST_DATA
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import compute_mels  # noqa: E402
-import convert_checkpoint  # noqa: E402
+from conftest import CONFIGS, TEST_DATA
 
 CLIPS = sorted(glob.glob(os.path.join(TEST_DATA, "wavs", "*.wav")))
 SMALL = os.path.join(CONFIGS, "flowavenet_small.json")

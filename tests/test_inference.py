@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-import inference
+from waveglow.cli import inference
 from test_checkpoint import _save_nvidia_pickle
 from waveglow import save_checkpoint, synthesize
 from waveglow.synthesis import load_for_inference

@@ -15,14 +15,11 @@ import soundfile
 import torch
 
 from waveglow.audio import load_audio, mel_spectrogram
+from waveglow.cli import compute_mels, prepare_dataset
 from waveglow.config import DataConfig
 from waveglow.data import read_file_list
 
-from conftest import CONFIGS, REPO, TEST_DATA
-
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import compute_mels  # noqa: E402
-import prepare_dataset  # noqa: E402
+from conftest import CONFIGS, REPO, TEST_DATA, checkout_env
 
 CLIPS = sorted(glob.glob(os.path.join(TEST_DATA, "wavs", "*.wav")))
 SR = 22050
@@ -168,7 +165,7 @@ def test_scripts_run_from_the_repo_root(tmp_path):
     listing.write_text(f"{CLIPS[0]}\n")
     result = subprocess.run(
         [sys.executable, "scripts/compute_mels.py", "-f", str(listing), "-o", str(tmp_path / "m")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, env=checkout_env(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path / "m") == [os.path.basename(CLIPS[0]) + ".pt"]

@@ -10,29 +10,24 @@ import csv
 import glob
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, replace
 
 import pytest
 import torch
-from conftest import REPO, TEST_DATA
+from conftest import TEST_DATA
 from test_families import (
     check_checkpoint, check_export, check_fast_path, check_lengths, check_log_determinant, check_round_trip,
 )
 from torch import nn
 
-import inference
-import train
 from waveglow.audio import MelSpectrogram
+from waveglow.cli import evaluate, export, inference, train
 from waveglow.config import config_from_dict
 from waveglow.data import AudioDataset, ValidationDataset
 from waveglow.export import read_metadata
 from waveglow.models import FAMILIES, ModelFamily, family_named, family_names, register
 from waveglow.training import checkpoint_name
 
-sys.path.insert(0, os.path.join(REPO, "scripts"))
-import evaluate  # noqa: E402
-import export  # noqa: E402
 
 CLIPS = sorted(glob.glob(os.path.join(TEST_DATA, "wavs", "*.wav")))
 

@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-import train
+from waveglow.cli import train
 from waveglow import load_checkpoint, save_checkpoint, WaveGlow
 from waveglow.metrics import read_metrics
 from waveglow.training import EpochSampler, find_latest_checkpoint, learning_rate_at

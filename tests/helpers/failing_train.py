@@ -3,10 +3,8 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-import train  # noqa: E402
-from waveglow import training  # noqa: E402
+from waveglow import training
+from waveglow.cli import train
 
 if os.environ.get("RANK") == "1":
     original = training.Trainer.train_step

@@ -1,0 +1,76 @@
+"""Launch training (waveglow.cli.train, which train.py runs) on every GPU of this machine (NVIDIA's
+single-node command), via torchrun.
+
+    python distributed.py -c configs/config.json                 # one process per GPU
+    python distributed.py -c configs/config.json --nproc 2 -s logs -a "--set train_config.batch_size=6"
+
+Each rank's output goes to LOG_DIR (default: <output_directory>/dist_logs); rank 0's is also shown
+here. For several machines run torchrun on each (see README.md, "Multi-GPU and multi-node").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+TRAIN_MODULE = "waveglow.cli.train"  # launched as python -m, so no train.py file need sit beside this one
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="JSON or YAML config")
+    parser.add_argument("--nproc", type=int, default=None,
+                        help="processes to start (default: one per visible GPU, 1 without a GPU)")
+    parser.add_argument("-s", "--stdout_dir", "--log_dir", dest="log_dir", default=None,
+                        help="folder for per-rank logs (default: <output_directory>/dist_logs)")
+    parser.add_argument("-a", "--args_str", default="", help='extra train.py arguments, quoted: -a "--resume"')
+    parser.add_argument("--script", default=None,
+                        help=f"training script file to launch (default: python -m {TRAIN_MODULE})")
+    parser.add_argument("--master_port", type=int, default=None, help="rendezvous port (default: a free one)")
+    return parser.parse_args(argv)
+
+
+def torchrun_args(args: argparse.Namespace, nproc: int, log_dir: str) -> list[str]:
+    launch = ["--standalone", "--nnodes", "1", "--nproc-per-node", str(nproc),
+              "--log-dir", log_dir, "--redirects", "3", "--tee", "3", "--local-ranks-filter", "0"]
+    if args.master_port is not None:
+        launch = ["--master-port", str(args.master_port)] + [a for a in launch if a != "--standalone"]
+    program = [args.script] if args.script else ["--module", TRAIN_MODULE]
+    return launch + [*program, "-c", args.config, *shlex.split(args.args_str)]
+
+
+def _default_log_dir(config_path: str) -> str:
+    from waveglow.config import load_config
+
+    return os.path.join(load_config(config_path).train_config.output_directory, "dist_logs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from waveglow.config import ConfigError
+
+    nproc = args.nproc or max(torch.cuda.device_count(), 1)
+    try:
+        log_dir = args.log_dir or _default_log_dir(args.config)
+        os.makedirs(log_dir, exist_ok=True)
+    except (ConfigError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"launching {nproc} process(es) of {os.path.basename(args.script or TRAIN_MODULE)}; per-rank logs in {log_dir}", flush=True)
+    try:
+        run(get_args_parser().parse_args(torchrun_args(args, nproc, log_dir)))
+    except ChildFailedError as e:
+        ranks = ", ".join(f"rank {rank} (exit code {f.exitcode})" for rank, f in sorted(e.failures.items()))
+        print(f"error: training failed: {ranks}; see the per-rank logs in {log_dir}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Export a checkpoint's inference path to ONNX or TorchScript, then check the file against the model.
+
+    python scripts/export.py -w waveglow_256channels_universal_v5.pt -o waveglow.onnx
+    python scripts/export.py -w checkpoints/waveglow_10000 -o waveglow.ts --format torchscript --denoiser
+    python scripts/export.py -w waveglow.pt -o waveglow_fp16.onnx --dtype float16
+
+The graph takes mel (B, n_mel, F) and z, the latent already scaled by sigma in the layout the
+model's ``sample_latent`` draws (WaveGlow: (B, n_group, hop F / n_group); FloWaveNet: (B, 1, hop F)),
+and returns audio (B, hop F); any registered family exports the same way; batch and length are
+dynamic. ``--denoiser`` also writes the denoiser graph beside it (``waveglow.onnx`` -> ``waveglow.denoiser.onnx``). Every file is
+loaded back (onnxruntime on the CPU, or torch.jit.load) and compared with ``model.infer`` at two
+random lengths, batch 1 and 2; the exit status is 1, and the file removed, when it differs by
+more than the tolerance (1e-4 in float32). See docs/export.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+from waveglow.checkpoint import CheckpointError
+from waveglow.denoiser import Denoiser
+from waveglow.export import (
+    DEFAULT_OPSET,
+    DTYPES,
+    FORMATS,
+    ExportError,
+    denoiser_path,
+    export_denoiser,
+    export_onnx,
+    export_torchscript,
+    graph_metadata,
+    verify_denoiser,
+    verify_export,
+)
+from waveglow.errors import first_line
+from waveglow.synthesis import load_for_inference
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
+    parser.add_argument("-o", "--output", required=True, help="the file to write")
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (18 or newer)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                        help="the graph's precision (inputs and output too)")
+    parser.add_argument("--denoiser", action="store_true", help="also write the denoiser graph (float32)")
+    parser.add_argument("--seed", type=int, default=0, help="for the random lengths and inputs of the check")
+    return parser.parse_args(argv)
+
+
+def output_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written, or None."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {folder} is not writable"
+    if os.path.isdir(path):
+        return "is a folder"
+    return None
+
+
+def export(model, path: str, args: argparse.Namespace, data_config) -> None:
+    """Write the vocoder graph; raises whatever the exporter raises."""
+    dtype = DTYPES[args.dtype]
+    if args.format == "onnx":
+        export_onnx(model, path, opset=args.opset, dtype=dtype, data_config=data_config)
+    else:
+        export_torchscript(model, path, dtype=dtype, data_config=data_config)
+
+
+def write_and_verify(path: str, write, verify) -> str:
+    """Write a file and check it; returns the check's summary. On failure the file is removed and
+    ExportError (a one-line message naming the file) raised."""
+    try:
+        write()
+        return verify().summary()
+    except ExportError:
+        _remove(path)
+        raise
+    except Exception as e:  # the exporter's own errors: unsupported operators, disk full ...
+        _remove(path)
+        raise ExportError(f"{path}: export failed: {first_line(e)}") from None
+
+
+def _remove(path: str) -> None:
+    if os.path.isfile(path):
+        os.remove(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    paths = [args.output] + ([denoiser_path(args.output)] if args.denoiser else [])
+    for path in paths:
+        problem = output_problem(path)
+        if problem:
+            print(f"error: {path}: {problem}", file=sys.stderr)
+            return 1
+    if args.format == "onnx" and args.opset < DEFAULT_OPSET:
+        print(f"error: --opset {args.opset}: the exporter needs opset {DEFAULT_OPSET} or newer", file=sys.stderr)
+        return 1
+    try:
+        model, data_config = load_for_inference(args.waveglow_path, "cpu", torch.float32, cache_conditioning=False)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    model = model if isinstance(model, torch.nn.Module) else model.model  # the model a fast inference object wraps
+    dtype = DTYPES[args.dtype]
+    try:
+        start = time.perf_counter()
+        summary = write_and_verify(args.output, lambda: export(model, args.output, args, data_config),
+                                   lambda: verify_export(args.output, model, dtype, seed=args.seed))
+        print(f"wrote {args.output} ({args.format}, {args.dtype}) in {time.perf_counter() - start:.1f} s: {summary}")
+        if args.denoiser:
+            denoiser = Denoiser(model)
+            meta = graph_metadata(model, data_config, torch.float32)
+            summary = write_and_verify(paths[1], lambda: export_denoiser(denoiser, paths[1], args.format, meta, args.opset),
+                                       lambda: verify_denoiser(paths[1], denoiser, seed=args.seed))
+            print(f"wrote {paths[1]} (denoiser, float32): {summary}")
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
