@@ -1,14 +1,34 @@
-"""torch.hub entry points.
+"""torch.hub entry points, one per model family.
 
     model = torch.hub.load("/path/to/this/repo", "waveglow", checkpoint="waveglow_256.pt", source="local")
-    audio = waveglow.synthesize(model, mel, sigma=0.6)
+    model = torch.hub.load("/path/to/this/repo", "flowavenet", checkpoint="ksw0306_checkpoint.pth", source="local")
+    audio = waveglow.synthesize(model, mel)
 """
 
 import os
 
 dependencies = ["torch"]
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "config.json")
+_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def _model(default_config, checkpoint, map_location, remove_weight_norm, kwargs):
+    """A model in eval mode: ``checkpoint``'s (``kwargs`` to ``load_checkpoint``), or an untrained one of
+    ``default_config`` with ``kwargs`` overriding entries of its model section."""
+    from waveglow import load_checkpoint, load_config
+    from waveglow.checkpoint import build_model
+    from waveglow.config import config_from_dict
+
+    if checkpoint is not None:
+        model = load_checkpoint(checkpoint, map_location=map_location, **kwargs)
+    else:
+        data = load_config(default_config).to_dict()
+        section = next(name for name in data if name not in ("train_config", "data_config", "dist_config"))
+        data[section].update(kwargs)
+        model = build_model(config_from_dict(data, default_config)).to(map_location)
+    if remove_weight_norm:
+        model.remove_weight_norm()
+    return model.eval()
 
 
 def waveglow(checkpoint=None, map_location="cpu", remove_weight_norm=True, **kwargs):
@@ -22,13 +42,11 @@ def waveglow(checkpoint=None, map_location="cpu", remove_weight_norm=True, **kwa
     length, wrap the final model once in ``waveglow.FastWaveGlow(model, cache_conditioning=True)``
     (2 GB for the default model in float32), as ``waveglow.load_for_inference`` does.
     """
-    from waveglow import WaveGlow, load_checkpoint, load_config
+    return _model(os.path.join(_CONFIGS, "config.json"), checkpoint, map_location, remove_weight_norm, kwargs)
 
-    if checkpoint is not None:
-        model = load_checkpoint(checkpoint, map_location=map_location, **kwargs)
-    else:
-        config = load_config(_DEFAULT_CONFIG).waveglow_config.to_kwargs()
-        model = WaveGlow(**{**config, **kwargs}).to(map_location)
-    if remove_weight_norm:
-        model.remove_weight_norm()
-    return model.eval()
+
+def flowavenet(checkpoint=None, map_location="cpu", remove_weight_norm=True, **kwargs):
+    """A FloWaveNet in eval mode, as :func:`waveglow` (ksw0306's files included); the untrained default
+    is configs/flowavenet.json, ``kwargs`` overriding its ``flowavenet_config`` entries (e.g. ``n_block=4``).
+    ``waveglow.FastFloWaveNet(model)`` is its faster exact inference path."""
+    return _model(os.path.join(_CONFIGS, "flowavenet.json"), checkpoint, map_location, remove_weight_norm, kwargs)

@@ -39,7 +39,7 @@ from waveglow.checkpoint import CheckpointError
 from waveglow.data import read_file_list
 from waveglow.evaluation import available_metrics, griffin_lim, prepare_reference, score_clip
 from waveglow.metrics import read_metrics
-from waveglow.models import FAMILIES, family_of
+from waveglow.models import family_named, family_names, family_of
 from waveglow.training import checkpoint_name
 from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure
 from waveglow.report import checkpoint_facts, machine_facts, write_report
@@ -47,10 +47,6 @@ from waveglow.synthesis import load_for_inference, synthesize, write_wav
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the demo's data and configs live here
 
-DEMO_CONFIGS = {  # the config each family's demo trains
-    "waveglow": os.path.join(REPO, "configs", "demo.json"),
-    "flowavenet": os.path.join(REPO, "configs", "flowavenet_small.json"),
-}
 QUALITY = ("pesq_wb", "stoi", "dnsmos_ovrl")  # the summary's scores, where their packages import
 DEFAULT_DATA = os.path.join(REPO, "demo", "data")
 HELD_OUT = (  # clips never trained on; vocoded and measured
@@ -64,12 +60,19 @@ ATTRIBUTION = ("Allison Smith, CC-BY-SA-3.0 (Copyright 2003-2010 Allison Smith; 
                "by Digium, Inc.)")
 
 
+def demo_config(family_name: str) -> str | None:
+    """The small config a family's demo trains (``ModelFamily.demo_config``, under configs/), or None."""
+    name = family_named(family_name).demo_config
+    return os.path.join(REPO, "configs", name) if name else None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="vocode with this checkpoint (any format) instead of training")
-    parser.add_argument("--model", choices=FAMILIES, default="waveglow", help="the model family to train (default waveglow)")
+    parser.add_argument("--model", choices=family_names(), default="waveglow", help="the model family to train (default waveglow)")
     parser.add_argument("--config", default=None,
-                        help="training config (default: configs/demo.json, or configs/flowavenet_small.json for flowavenet)")
+                        help="training config (default: the family's demo config, e.g. configs/demo.json for waveglow, "
+                             "configs/flowavenet_small.json for flowavenet)")
     parser.add_argument("--data", default=DEFAULT_DATA, help="LJSpeech-layout folder of clips (default demo/data)")
     parser.add_argument("--output_dir", default="demo_output")
     parser.add_argument("--iterations", type=int, default=_env_int("DEMO_ITERATIONS"),
@@ -430,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     train_list = write_file_list(os.path.join(args.output_dir, "train_files.txt"), train_clips)
     write_file_list(os.path.join(args.output_dir, "held_out_files.txt"), held_out)
     training = None
-    args.config = args.config or DEMO_CONFIGS.get(args.model)
+    args.config = args.config or demo_config(args.model)
+    if args.config is None and args.checkpoint is None:
+        print(f"error: --model {args.model}: the family names no demo config; give one with --config", file=sys.stderr)
+        return 1
     try:
         if args.checkpoint is None:
             print(f"training {args.config} on {len(train_clips)} clips of {args.data} ...", flush=True)

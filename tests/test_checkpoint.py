@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from waveglow import CheckpointError, WaveGlow, load_checkpoint, read_checkpoint, save_checkpoint
-from waveglow.checkpoint import convert_state_dict, restore_rng_state
+from waveglow.checkpoint import restore_rng_state
+from waveglow.models.waveglow import convert_state_dict
 
 from conftest import REPO, checkout_env
 

@@ -6,6 +6,7 @@ import torch
 import yaml
 
 from waveglow import ConfigError, WaveGlow, load_config
+from waveglow.cli import train
 from waveglow.config import apply_overrides
 
 from conftest import CONFIGS
@@ -122,3 +123,28 @@ def test_the_upsampler_follows_hop_length():
     assert model.infer(torch.zeros(1, 80, 7), sigma=0.0).shape == (1, 7 * 200)
     default = build_model(load_config(os.path.join(CONFIGS, "tiny.json")))
     assert default.upsample.stride == (256,) and default.upsample.kernel_size == (1024,)  # NVIDIA's
+
+
+@pytest.mark.parametrize("setting", [
+    "train_config.learning_rate=-1", "train_config.learning_rate=.nan", "train_config.learning_rate=-1e-4",
+    "train_config.sigma=0", "train_config.epochs=-1", "train_config.grad_clip_thresh=-0.5",
+    "train_config.num_workers=-1", "train_config.keep_last=-1", "train_config.max_nonfinite_steps=-1",
+    "data_config.mel_fmin=-10", "data_config.min_crop_rms=-1",
+])
+def test_bad_numeric_settings_name_their_key(setting):
+    with pytest.raises(ConfigError) as info:
+        load_config(os.path.join(CONFIGS, "tiny.json"), [setting])
+    key = setting.split("=")[0]
+    assert str(info.value).startswith(f"{os.path.join(CONFIGS, 'tiny.json')}: {key} must be ") and "\n" not in str(info.value)
+
+
+def test_exponent_without_a_dot_is_a_number_and_a_zero_learning_rate_is_allowed():
+    config = load_config(os.path.join(CONFIGS, "tiny.json"), ["train_config.learning_rate=3e-4"])
+    assert config.train_config.learning_rate == 3e-4
+    assert load_config(os.path.join(CONFIGS, "tiny.json"), ["train_config.learning_rate=0"]).train_config.learning_rate == 0
+
+
+def test_train_with_a_negative_learning_rate_is_one_line(capsys):
+    assert train.main(["-c", os.path.join(CONFIGS, "tiny.json"), "--set", "train_config.learning_rate=-1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train_config.learning_rate must be >= 0" in err[0] and "Traceback" not in err[0]

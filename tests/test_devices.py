@@ -10,7 +10,7 @@ import torch
 from waveglow import WaveGlow
 from waveglow.audio import MelSpectrogram
 from waveglow.denoiser import Denoiser
-from waveglow.fast import FastWaveGlow
+from waveglow.models.waveglow import FastWaveGlow
 from waveglow.training import Trainer
 
 META = torch.device("meta")

@@ -208,15 +208,15 @@ def test_squeeze_layout_and_round_trip():
     assert torch.equal(unsqueeze(torch.cat([a, b], 1)), x)
 
 
-def test_whole_model_round_trip_float32():
+def test_initialised_round_trip_takes_z_as_b_t_too():
+    """The contract's round trip (tests/test_families.py) after ActNorm's initialisation, z (B, T) as well."""
     model = tiny_model()
     mel, audio = tiny_batch()
     initialize(model, mel, audio)
-    z = model.encode(mel, audio)
+    with torch.no_grad():
+        z = model.encode(mel, audio)
     assert z.shape == (2, 1, 768)
-    assert (z[:, 0] - audio).abs().max() > 0.1  # the flow does something
-    torch.testing.assert_close(model.infer(mel, z=z), audio, atol=1e-5, rtol=0)
-    torch.testing.assert_close(model.infer(mel, z=z[:, 0]), audio, atol=1e-5, rtol=0)  # (B, T) layout too
+    torch.testing.assert_close(model.infer(mel, z=z[:, 0]), audio, atol=1e-5, rtol=0)
 
 
 def test_forward_and_reverse_match_the_reference_procedure():
@@ -250,13 +250,12 @@ def test_infer_draws_sigma_scaled_noise_from_the_generator():
     torch.testing.assert_close(a, model.infer(mel, z=z))
 
 
-def test_lengths_run_each_item_alone():
+def test_lengths_leave_zeros_past_each_end():
+    """Each item runs alone (the contract, tests/test_families.py); past its length the output is zero."""
     model = tiny_model()
     mel, _ = tiny_batch(frames=4)
     z = torch.randn(2, 1, 1024)
     out = model.infer(mel, z=z, lengths=torch.tensor([1024, 512]))
-    torch.testing.assert_close(out[0], model.infer(mel[:1], z=z[:1])[0])
-    torch.testing.assert_close(out[1, :512], model.infer(mel[1:, :, :2], z=z[1:, :, :512])[0])
     assert torch.equal(out[1, 512:], torch.zeros(512))
     with pytest.raises(ValueError, match="multiple of 256"):
         model.infer(mel, z=z, lengths=torch.tensor([1000, 512]))
@@ -274,20 +273,6 @@ def test_bad_shapes_are_one_line_errors():
 
 
 # -------------------------------------------------------------------- log-determinant, loss
-
-
-def test_log_likelihood_matches_a_brute_force_jacobian():
-    """log p(audio) = sum log N(encode(audio); 0, 1) + log|det d encode / d audio|, per sample."""
-    model = tiny_model(torch.float64, n_block=2, n_flow=2, n_layer=1, n_channels=8)
-    mel, audio = tiny_batch(batch=1, frames=1, dtype=torch.float64)
-    initialize(model, mel, audio)
-    with torch.no_grad():
-        log_p, logdet = model(mel, audio)
-    jacobian = torch.autograd.functional.jacobian(lambda a: model._latent(mel, a).flatten(), audio)
-    jacobian = jacobian.view(256, 256)
-    z = model.encode(mel, audio)
-    expected = torch.slogdet(jacobian)[1] + (-0.5 * (math.log(2 * math.pi) + z**2)).sum()
-    torch.testing.assert_close((log_p + logdet) * 256, expected, atol=1e-8, rtol=0)
 
 
 def test_flow_logdet_matches_a_brute_force_jacobian():
@@ -451,31 +436,6 @@ def test_perturbations_stay_within_the_receptive_field(sizes):
     mel2[0, :, f] += 0.1
     changed = ((model.infer(mel2, z=z)[0] - base) != 0).nonzero()[:, 0]
     assert changed.numel() > 0 and 256 * f - reach <= changed.min() and changed.max() < 256 * (f + 1) + reach
-
-
-# ------------------------------------------------------------------------- fused inference
-
-
-def test_fused_inference_equals_infer_and_notices_changed_weights():
-    from waveglow.models.flowavenet_fast import FastFloWaveNet, StaleWeightsError
-
-    model = tiny_model(n_layer=3)
-    mel, audio = tiny_batch(frames=4)
-    initialize(model, mel, audio)
-    fast = FastFloWaveNet(model)
-    z = model.encode(mel, audio)
-    torch.testing.assert_close(fast.infer(mel, z=z), model.infer(mel, z=z), atol=1e-5, rtol=0)
-    torch.testing.assert_close(fast.infer(mel, z=z), audio, atol=1e-5, rtol=0)
-    generator = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    torch.testing.assert_close(fast.infer(mel, 0.8, generator=generator()), model.infer(mel, 0.8, generator=generator()),
-                               atol=1e-5, rtol=0)
-    lengths = torch.tensor([1024, 512])
-    torch.testing.assert_close(fast.infer(mel, z=z, lengths=lengths), model.infer(mel, z=z, lengths=lengths), atol=1e-5, rtol=0)
-    assert fast.hop_length == 256 and fast.n_mel_channels == 80
-    model.remove_weight_norm()
-    with pytest.raises(StaleWeightsError, match="build a new FastFloWaveNet"):
-        fast.infer(mel, z=z)
-    torch.testing.assert_close(FastFloWaveNet(model).infer(mel, z=z), audio, atol=1e-5, rtol=0)
 
 
 # -------------------------------------------------------------------------------- denoiser

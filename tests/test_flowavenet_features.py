@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from waveglow.audio import FloWaveNetMelSpectrogram, MelSpectrogram, load_audio
+from waveglow.audio import MelSpectrogram, load_audio
+from waveglow.models.flowavenet import FloWaveNetMelSpectrogram
 from waveglow.config import DataConfig
 
 from conftest import TEST_DATA
@@ -75,7 +76,7 @@ def _data_config(segment_length=4096):
 
 
 def test_frame_aligned_crops_are_slices_of_the_whole_clip():
-    from waveglow.data import FrameAlignedDataset
+    from waveglow.models.flowavenet import FrameAlignedDataset
 
     dataset = FrameAlignedDataset(CLIPS[:2], _data_config(15872), generator=torch.Generator().manual_seed(0))
     features = FloWaveNetMelSpectrogram()
@@ -93,7 +94,7 @@ def test_frame_aligned_crops_are_slices_of_the_whole_clip():
 
 
 def test_short_clips_are_zero_padded_and_validation_crops_are_centred():
-    from waveglow.data import FrameAlignedValidationDataset
+    from waveglow.models.flowavenet import FrameAlignedValidationDataset
 
     long_config = _data_config(256 * 400)
     dataset = FrameAlignedValidationDataset(CLIPS[:1], long_config)

@@ -40,8 +40,9 @@ def test_one_coupling_round_trip():
     torch.testing.assert_close(affine_coupling_inverse(coupled, lambda a0: wn(a0, spect)), audio, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("length", [2048, 1000, 8])
-def test_model_round_trip(tiny_model, length):
+@pytest.mark.parametrize("length", [1000, 8])
+def test_model_round_trip_at_lengths_of_no_whole_frame(tiny_model, length):
+    """Whole frames are the family contract (tests/test_families.py); WaveGlow takes any multiple of n_group."""
     torch.manual_seed(3)
     mel = torch.randn(2, 80, 9)
     audio = 0.5 * torch.randn(2, length)
@@ -73,21 +74,6 @@ def test_noise_follows_reference_order(tiny_model):
     torch.testing.assert_close(tiny_model.infer(mel, sigma=0.7, generator=torch.Generator().manual_seed(9)), expected)
 
 
-def test_lengths_mask_makes_batch_members_independent(tiny_model):
-    torch.manual_seed(7)
-    long_mel, short_mel = torch.randn(1, 80, 10) - 5, torch.randn(1, 80, 6) - 5
-    long_z, short_z = 0.7 * torch.randn(1, 8, 320), 0.7 * torch.randn(1, 8, 192)
-    mel = torch.full((2, 80, 10), -11.5)
-    mel[0], mel[1, :, :6] = long_mel[0], short_mel[0]
-    z = torch.zeros(2, 8, 320)
-    z[0], z[1, :, :192] = long_z[0], short_z[0]
-    batch = tiny_model.infer(mel, z=z, lengths=torch.tensor([2560, 1536]))
-    torch.testing.assert_close(batch[0], tiny_model.infer(long_mel, z=long_z)[0], atol=1e-5, rtol=0)
-    torch.testing.assert_close(batch[1, :1536], tiny_model.infer(short_mel, z=short_z)[0], atol=1e-5, rtol=0)
-    unmasked = tiny_model.infer(mel, z=z)
-    assert (unmasked[1, :1536] - batch[1, :1536]).abs().max() > 1e-3  # the mask is what makes them equal
-
-
 def test_wrong_inputs_raise(tiny_model):
     with pytest.raises(ValueError, match="80"):
         tiny_model.infer(torch.randn(1, 40, 5))
@@ -95,12 +81,8 @@ def test_wrong_inputs_raise(tiny_model):
         tiny_model(torch.randn(1, 80, 5), torch.randn(1, 1001))
     with pytest.raises(ValueError, match="fewer than"):
         tiny_model(torch.randn(1, 80, 2), torch.randn(1, 4096))
-    meta = tiny_model.to("meta")  # another device: CUDA's errors, without a GPU
+    meta = tiny_model.to("meta")  # another device (tests/test_families.py checks infer): forward names it too
     with pytest.raises(ValueError, match=r"mel is on cpu and the model on meta: move it with mel.to\('meta'\)"):
-        meta.infer(torch.randn(1, 80, 5))
-    with pytest.raises(ValueError, match="z is on cpu and the model on meta"):
-        meta.infer(torch.empty(1, 80, 5, device="meta"), z=torch.zeros(1, 8, 160))
-    with pytest.raises(ValueError, match="mel is on cpu"):
         meta(torch.randn(1, 80, 5), torch.empty(1, 1024, device="meta"))
 
 
@@ -111,30 +93,6 @@ def test_fold_layout():
     # channel c * 8 + j, step t holds x[:, c, t * 8 + j]
     assert folded[1, 2 * 8 + 5, 1] == x[1, 2, 8 + 5]
     assert torch.equal(unfold(fold(x[:, :1], 8)), x[:, 0])
-
-
-def _tiny_jacobian_model():
-    torch.manual_seed(4)
-    model = WaveGlow(
-        n_mel_channels=3, n_flows=3, n_group=4, n_early_every=2, n_early_size=2,
-        WN_config={"n_layers": 2, "n_channels": 4, "kernel_size": 3},
-    )
-    return randomize_end(model, std=0.3).double()
-
-
-def test_log_determinant_brute_force_jacobian():
-    model = _tiny_jacobian_model()
-    mel = torch.randn(1, 3, 1, dtype=torch.float64)
-    audio = torch.randn(1, 24, dtype=torch.float64)
-
-    def flow(x):
-        return model(mel, x.view(1, -1))[0].reshape(-1)
-
-    J = torch.autograd.functional.jacobian(flow, audio.reshape(-1))
-    brute = torch.linalg.slogdet(J)[1]
-    _, log_s_list, log_det_W_list = model(mel, audio)
-    claimed = sum(s.sum() for s in log_s_list) + sum(log_det_W_list)
-    assert claimed.item() == pytest.approx(brute.item(), abs=1e-8)
 
 
 def test_loss_matches_hand_computation():

@@ -276,7 +276,7 @@ def test_nonfinite_losses_stop_training(tmp_path, capsys, monkeypatch):
     good = tmp_path / "out" / "waveglow_2"
     before = open(good, "rb").read()
 
-    from waveglow.loss import WaveGlowLoss
+    from waveglow.models.waveglow import WaveGlowLoss
 
     monkeypatch.setattr(WaveGlowLoss, "forward", lambda self, outputs: outputs[0].sum() * float("nan"))
     args = _args(tmp_path, **{"train_config.max_iterations": 20, "train_config.max_nonfinite_steps": 3})

@@ -1,4 +1,4 @@
-"""Flow-based neural vocoders in PyTorch: WaveGlow (and the model families of :mod:`waveglow.models`).
+"""Flow-based neural vocoders in PyTorch: WaveGlow and FloWaveNet (the model families of :mod:`waveglow.models`).
 
     from waveglow import load_for_inference, synthesize
     model, data_config = load_for_inference("waveglow_256channels_universal_v5.pt")
@@ -10,20 +10,27 @@
 """
 
 from .audio import MelSpectrogram, load_audio
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from .config import Config, ConfigError, load_config
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .config import Config, load_config
 from .denoiser import Denoiser
-from .fast import FastWaveGlow
-from .loss import WaveGlowLoss
-from .models import family_of
-from .models.waveglow import WaveGlow
+from .errors import CheckpointError, ConfigError, StaleWeightsError
+from .models import ModelFamily, family_of, register
+from .models.flowavenet import FastFloWaveNet, FloWaveNet, FloWaveNetLoss, FloWaveNetMelSpectrogram
+from .models.waveglow import FastWaveGlow, WaveGlow, WaveGlowLoss
 from .synthesis import load_for_inference, synthesize
 
 __all__ = [
     "WaveGlow",
     "WaveGlowLoss",
     "FastWaveGlow",
+    "FloWaveNet",
+    "FloWaveNetLoss",
+    "FastFloWaveNet",
+    "FloWaveNetMelSpectrogram",
+    "ModelFamily",
+    "register",
     "family_of",
+    "StaleWeightsError",
     "Config",
     "ConfigError",
     "load_config",

@@ -24,23 +24,11 @@ import torch
 from torch import nn
 
 from ._autocast import autocast_off
+from .errors import AudioError
 
-__all__ = ["AudioError", "MelSpectrogram", "FloWaveNetMelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio"]
+__all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio"]
 
 LOG_CLAMP = 1e-5  # log(clamp(mel, min=LOG_CLAMP)), as in Tacotron 2's dynamic_range_compression
-
-
-class AudioError(ValueError):
-    """An audio file that cannot be used as it is; the message starts with the file's path.
-
-    ``reason`` is a short category ("missing", "unreadable", "truncated", "empty", "sampling rate",
-    "channels") for tools that tally problems. The constructor also accepts a bare message, so the
-    error survives being re-raised from a DataLoader worker.
-    """
-
-    def __init__(self, message: str, *, reason: str = "unreadable") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 # ------------------------------------------------------------------------------------ features
@@ -100,18 +88,13 @@ class MelSpectrogram(nn.Module):
         basis = mel_filterbank(sampling_rate, filter_length, n_mel_channels, mel_fmin, mel_fmax)
         self.register_buffer("mel_basis", basis, persistent=False)  # (n_mel, filter_length // 2 + 1)
 
+    # the data_config keys the constructor takes, by the same names
+    config_keys = ("sampling_rate", "filter_length", "hop_length", "win_length", "n_mel_channels", "mel_fmin", "mel_fmax")
+
     @classmethod
     def from_config(cls, data_config) -> "MelSpectrogram":
         """Build from a :class:`~waveglow.config.DataConfig` (NVIDIA's ``data_config`` keys)."""
-        return cls(
-            sampling_rate=data_config.sampling_rate,
-            filter_length=data_config.filter_length,
-            hop_length=data_config.hop_length,
-            win_length=data_config.win_length,
-            n_mel_channels=data_config.n_mel_channels,
-            mel_fmin=data_config.mel_fmin,
-            mel_fmax=data_config.mel_fmax,
-        )
+        return cls(**{key: getattr(data_config, key) for key in cls.config_keys})
 
     def prepare_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio as this recipe's features expect it: Tacotron 2's takes it as read (no normalisation)."""
@@ -247,58 +230,3 @@ def load_audio(
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: holds NaN or infinite samples", reason="unreadable")
     return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-
-
-# ------------------------------------------------------------------------ FloWaveNet features
-
-PEAK_LEVEL = 0.999  # FloWaveNet's preprocessing scales each clip to this peak
-FLOWAVENET_MIN_POWER = 1e-4  # 20 * log10(max(1e-4, mel)) - 20, then clip((x + 100) / 100, 0, 1)
-
-
-class FloWaveNetMelSpectrogram(MelSpectrogram):
-    """FloWaveNet's features (ksw0306 preprocessing.py): (B, T) -> (B, n_mel_channels, 1 + T // hop_length) in [0, 1].
-
-    Power STFT (periodic Hann window of ``filter_length``, centred with reflect padding, as
-    librosa 0.6 did: :meth:`MelSpectrogram.magnitude`), a Slaney mel filterbank,
-    ``20 * log10(max(1e-4, mel)) - 20`` dB, then ``clip((dB + 100) / 100, 0, 1)``. The input is
-    expected peak-normalised (:meth:`prepare_audio`). Computed in float64, returned as float32.
-    """
-
-    def __init__(
-        self,
-        sampling_rate: int = 22050,
-        filter_length: int = 1024,
-        hop_length: int = 256,
-        n_mel_channels: int = 80,
-        mel_fmin: float = 125.0,
-        mel_fmax: Optional[float] = 7600.0,
-    ) -> None:
-        super().__init__(sampling_rate, filter_length, hop_length, filter_length, n_mel_channels, mel_fmin, mel_fmax)
-
-    @classmethod
-    def from_config(cls, data_config) -> "FloWaveNetMelSpectrogram":
-        """Build from a :class:`~waveglow.config.DataConfig` (win_length is not used: the window is filter_length)."""
-        return cls(
-            sampling_rate=data_config.sampling_rate,
-            filter_length=data_config.filter_length,
-            hop_length=data_config.hop_length,
-            n_mel_channels=data_config.n_mel_channels,
-            mel_fmin=data_config.mel_fmin,
-            mel_fmax=data_config.mel_fmax,
-        )
-
-    @staticmethod
-    def prepare_audio(audio: torch.Tensor) -> torch.Tensor:
-        """Peak normalisation of each clip, wav / max|wav| * 0.999: (..., T) -> (..., T); silence stays zero."""
-        peak = audio.abs().amax(dim=-1, keepdim=True)
-        return audio / torch.where(peak > 0, peak, torch.ones_like(peak)) * PEAK_LEVEL
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T) peak-normalised audio -> (B, n_mel_channels, 1 + T // hop_length) float32 in [0, 1]."""
-        if audio.dim() != 2:
-            raise ValueError(f"expected audio of shape (B, T), got {tuple(audio.shape)}")
-        with autocast_off(audio.device):
-            power = self.magnitude(audio.double()).square()  # (B, n_freq, frames)
-            mel = torch.matmul(self.mel_basis.double(), power)  # (B, n_mel, frames)
-            db = 20 * torch.log10(torch.clamp(mel, min=FLOWAVENET_MIN_POWER)) - 20
-            return torch.clamp((db + 100) / 100, 0, 1).float()

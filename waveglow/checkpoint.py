@@ -7,15 +7,11 @@ Our format is one ``torch.save`` file that ``torch.load(weights_only=True)`` rea
      "scheduler": ..., "iteration": int, "learning_rate": float, "rng_state": {...}, ...extra}
 
 (files written before families existed have no ``family`` and are WaveGlow). Each family reads
-its own foreign files (``ModelFamily.read_foreign``); they are recognised by their content,
-never by their name. WaveGlow's, read by :func:`read_waveglow_foreign`:
-
-- NVIDIA/waveglow training pickles ``{'model': <glow.WaveGlow>, ...}``, read with a restricted
-  unpickler (:mod:`waveglow._unpickle`) that imports no ``glow`` and executes nothing;
-- DeepLearningExamples ``{'state_dict', 'config', ...}`` with ``module.`` prefixes;
-- bare state dicts;
-- NVIDIA's older layouts: per-layer ``cond_layers``, separate ``res_layers``/``skip_layers``,
-  and weights with weight norm already removed; all converted exactly to the current keys.
+its own foreign files (``ModelFamily.read_foreign``, in the family's ``readers.py``: NVIDIA's and
+DeepLearningExamples' for WaveGlow, ksw0306's for FloWaveNet); they are recognised by their
+content, never by their name. Files that pickle whole modules (NVIDIA's ``glow.WaveGlow``) are
+read with a restricted unpickler (:mod:`waveglow._unpickle`) that imports nothing from the file
+and executes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import dataclasses
 import os
 import pickle
 import random
-import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -33,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._unpickle import PickledObject, RefusedPickle, restricted_pickle_module
-from .config import Config, ConfigError, DataConfig, config_from_dict
-from .errors import first_line
+from ._unpickle import RefusedPickle, restricted_pickle_module
+from .config import Config, DataConfig, config_from_dict
+from .errors import CheckpointError, ConfigError, first_line
+from .models import family_named, family_names, family_of, families, unwrap_model
 
 __all__ = [
     "FORMAT_NAME",
@@ -45,10 +41,9 @@ __all__ = [
     "save_checkpoint",
     "read_checkpoint",
     "load_checkpoint",
+    "load_model",
     "load_state_dict_checked",
-    "convert_state_dict",
-    "infer_waveglow_config",
-    "read_waveglow_foreign",
+    "strip_wrapper_prefixes",
     "build_model",
     "checkpoint_config",
     "unwrap_model",
@@ -58,10 +53,7 @@ __all__ = [
 
 FORMAT_NAME = "waveglow"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read, written or used; the message names the file."""
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 @dataclass
@@ -83,11 +75,12 @@ class Checkpoint:
     scheduler: dict | None = None
     data_config: dict = field(default_factory=dict)  # data_config keys a foreign file implies (e.g. hop_length)
 
-    @property
-    def waveglow_config(self) -> dict:
-        if self.family != "waveglow":
-            raise AttributeError(f"{self.path} holds a {self.family} model, not a WaveGlow")
-        return self.model_config
+    def __getattr__(self, name: str) -> Any:
+        """The model section by its own name, e.g. ``checkpoint.waveglow_config`` (constructor kwargs)."""
+        family = self.__dict__.get("family")
+        if name.endswith("_config") and family in family_names() and family_named(family).section == name:
+            return self.model_config
+        raise AttributeError(f"{self.__dict__.get('path')} has no {name} (it holds a {family} model)")
 
     @property
     def is_ours(self) -> bool:
@@ -97,21 +90,8 @@ class Checkpoint:
 # ----------------------------------------------------------------------------------- saving
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strip DistributedDataParallel (``module``) and torch.compile (``_orig_mod``) wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def default_config(model: nn.Module) -> Config:
     """A config recording ``model``'s architecture, with its family's default data settings."""
-    from .models import family_of
-
     family = family_of(model)
     data = dict(family.data_defaults)
     data.update(n_mel_channels=model.n_mel_channels, hop_length=model.hop_length)
@@ -141,8 +121,6 @@ def save_checkpoint(
     """
     path = os.fspath(path)
     model = unwrap_model(model)
-    from .models import family_of
-
     if config is None:
         config = default_config(model)
     payload = {
@@ -236,29 +214,8 @@ def _torch_load(path: str, map_location: Any) -> Any:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first_line(e)}") from None
 
 
-def _pickled_module_state(obj: PickledObject, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Parameters and buffers of a pickled nn.Module tree, keyed like ``state_dict()``."""
-    state = {}
-    for attr in ("_parameters", "_buffers"):
-        for name, value in (getattr(obj, attr, None) or {}).items():
-            if isinstance(value, torch.Tensor):
-                state[prefix + name] = value.detach()
-    for name, child in (getattr(obj, "_modules", None) or {}).items():
-        if child is not None:
-            state.update(_pickled_module_state(child, f"{prefix}{name}."))
-    return state
-
-
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and any(
-        isinstance(k, str) and k.endswith("upsample.weight") for k in obj
-    )
-
-
 def _parse(path: str, obj: Any) -> Checkpoint:
     """Recognise a loaded object's format and return it as a :class:`Checkpoint`."""
-    from .models import FAMILIES, families
-
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT_NAME:
         return _parse_ours(path, obj)
     for family in families():
@@ -266,48 +223,34 @@ def _parse(path: str, obj: Any) -> Checkpoint:
         if checkpoint is not None:
             return checkpoint
     raise CheckpointError(
-        f"{path}: not a checkpoint of any known model family ({', '.join(FAMILIES)}): no model weights found "
+        f"{path}: not a checkpoint of any known model family ({', '.join(family_names())}): no model weights found "
         "(expected our format, an NVIDIA {'model': ...} file, a DeepLearningExamples {'state_dict': ...} file, "
         "a ksw0306 FloWaveNet file or a state dict)"
     )
 
 
-def read_waveglow_foreign(obj: Any, path: str) -> Checkpoint | None:
-    """NVIDIA's pickles, DeepLearningExamples' files and bare WaveGlow state dicts; None for anything else."""
-    if isinstance(obj, Mapping) and isinstance(obj.get("model"), PickledObject):
-        return _from_state_dict(path, "nvidia", _pickled_module_state(obj["model"]), None, obj)
-    if isinstance(obj, Mapping) and _is_state_dict(obj.get("model")):
-        return _from_state_dict(path, "nvidia", obj["model"], None, obj)
-    if isinstance(obj, Mapping) and _is_state_dict(obj.get("state_dict")):
-        return _from_state_dict(path, "deeplearningexamples", obj["state_dict"], obj.get("config"), obj)
-    if _is_state_dict(obj):
-        return _from_state_dict(path, "state_dict", obj, None, {})
-    return None
-
-
 def _parse_ours(path: str, obj: Mapping) -> Checkpoint:
-    from .models import FAMILIES
-
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version!r} is newer than this software reads ({FORMAT_VERSION}); upgrade"
         )
     family = obj.get("family", "waveglow")
-    if family not in FAMILIES:
-        raise CheckpointError(f"{path}: a {family!r} model, which this software does not know (known: {', '.join(FAMILIES)})")
+    if family not in family_names():
+        raise CheckpointError(f"{path}: a {family!r} model, which this software does not know (known: {', '.join(family_names())})")
     try:
         config = config_from_dict(obj["config"], source=f"{path} (embedded config)")
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: unusable embedded config: {e}") from None
     known = {"format", "format_version", "family", "config", "state_dict", "optimizer", "scaler", "scheduler",
              "iteration", "learning_rate", "rng_state"}
+    upgrade = config.family.upgrade_state_dict or dict
     return Checkpoint(
         path=path,
         kind=FORMAT_NAME,
         family=config.family.name,
         model_config=config.model_config.to_kwargs(),
-        state_dict=convert_state_dict(obj["state_dict"]),
+        state_dict=upgrade({strip_wrapper_prefixes(k): v for k, v in obj["state_dict"].items()}),
         config=config,
         optimizer=obj.get("optimizer"),
         scaler=obj.get("scaler"),
@@ -319,142 +262,6 @@ def _parse_ours(path: str, obj: Mapping) -> Checkpoint:
     )
 
 
-def _from_state_dict(path: str, kind: str, state_dict: Mapping, stored_config: Any, obj: Mapping) -> Checkpoint:
-    state_dict = convert_state_dict(state_dict)
-    waveglow_config = _stored_waveglow_config(stored_config)
-    if waveglow_config is None:
-        waveglow_config = infer_waveglow_config(state_dict, path)
-    iteration = obj.get("iteration", obj.get("epoch", 0))
-    kernel = state_dict["upsample.weight"].shape[2]
-    return Checkpoint(
-        path=path,
-        kind=kind,
-        model_config=waveglow_config,
-        state_dict=state_dict,
-        optimizer=obj.get("optimizer") if isinstance(obj.get("optimizer"), Mapping) else None,
-        iteration=iteration if isinstance(iteration, int) else 0,
-        learning_rate=obj.get("learning_rate"),
-        # the reference's upsampler steps a quarter of its kernel (256 of 1024)
-        data_config={"n_mel_channels": waveglow_config["n_mel_channels"], "filter_length": kernel,
-                     "win_length": min(kernel, DataConfig.win_length), "hop_length": kernel // 4},
-    )
-
-
-def _stored_waveglow_config(stored: Any) -> dict | None:
-    """A waveglow_config stored in a foreign file (DLE keeps the constructor kwargs)."""
-    if not isinstance(stored, Mapping):
-        return None
-    stored = stored.get("waveglow_config", stored)
-    keys = ("n_mel_channels", "n_flows", "n_group", "n_early_every", "n_early_size")
-    if not isinstance(stored, Mapping) or not all(k in stored for k in keys) or "WN_config" not in stored:
-        return None
-    wn = stored["WN_config"]
-    return {**{k: stored[k] for k in keys}, "WN_config": {k: wn[k] for k in ("n_layers", "n_channels", "kernel_size")}}
-
-
-def infer_waveglow_config(state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>") -> dict:
-    """Recover ``waveglow_config`` from tensor shapes of a state dict in our key layout."""
-    for key in ("upsample.weight", "convinv.0.conv.weight", "WN.0.start.weight_v", "WN.0.in_layers.0.weight_v"):
-        if key not in state_dict:
-            raise CheckpointError(f"{source}: not a WaveGlow state dict (missing {key})")
-    channels = []
-    while f"convinv.{len(channels)}.conv.weight" in state_dict:
-        channels.append(state_dict[f"convinv.{len(channels)}.conv.weight"].shape[0])
-    drops = [k for k in range(1, len(channels)) if channels[k] < channels[k - 1]]
-    n_layers = 0
-    while f"WN.0.in_layers.{n_layers}.weight_v" in state_dict:
-        n_layers += 1
-    return {
-        "n_mel_channels": state_dict["upsample.weight"].shape[0],
-        "n_flows": len(channels),
-        "n_group": channels[0],
-        "n_early_every": drops[0] if drops else len(channels),
-        "n_early_size": channels[drops[0] - 1] - channels[drops[0]] if drops else 2,
-        "WN_config": {
-            "n_layers": n_layers,
-            "n_channels": state_dict["WN.0.start.weight_v"].shape[0],
-            "kernel_size": state_dict["WN.0.in_layers.0.weight_v"].shape[2],
-        },
-    }
-
-
-# ------------------------------------------------------------------------ layout conversion
-
-_PREFIXES = ("module.", "_orig_mod.")
-_WEIGHT_NORMED = re.compile(r"^(WN\.\d+\.(?:start|cond_layer|(?:in_layers|res_skip_layers|cond_layers|res_layers|skip_layers)\.\d+))\.weight$")
-
-
-def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Any known layout -> ours: strip wrapper prefixes, restore weight_g/weight_v, fuse old layers.
-
-    Every step is exact: weight-norm parameters concatenate along the output channel, and a
-    plain weight w becomes (g = ||w||, v = w).
-    """
-    converted = {_strip_prefixes(k): v for k, v in state_dict.items()}
-    converted = _split_weight_norm(converted)
-    converted = _fuse_res_skip_layers(converted)
-    return _fuse_cond_layers(converted)
-
-
-def _strip_prefixes(key: str) -> str:
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, stripped = key[len(prefix) :], True
-    return key
-
-
-def _split_weight_norm(state_dict: dict) -> dict:
-    out = {}
-    for key, value in state_dict.items():
-        match = _WEIGHT_NORMED.match(key)
-        if match:
-            out[f"{match.group(1)}.weight_g"] = value.flatten(1).norm(dim=1).view(-1, 1, 1).to(value.dtype)
-            out[f"{match.group(1)}.weight_v"] = value
-        else:
-            out[key] = value
-    return out
-
-
-def _layer_indices(state_dict: Mapping, prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
-
-
-def _flow_indices(state_dict: Mapping, part: str) -> list[int]:
-    pattern = re.compile(r"^WN\.(\d+)\." + re.escape(part) + r"\.")
-    return sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
-
-
-def _fuse_cond_layers(state_dict: dict) -> dict:
-    """Per-layer ``cond_layers.i`` (before 2019-08, and DLE) -> one ``cond_layer``, in layer order."""
-    for k in _flow_indices(state_dict, "cond_layers"):
-        prefix = f"WN.{k}.cond_layers."
-        layers = _layer_indices(state_dict, prefix)
-        for param in ("bias", "weight_g", "weight_v"):
-            parts = [state_dict.pop(f"{prefix}{i}.{param}") for i in layers]
-            state_dict[f"WN.{k}.cond_layer.{param}"] = torch.cat(parts, 0)
-    return state_dict
-
-
-def _fuse_res_skip_layers(state_dict: dict) -> dict:
-    """Separate ``res_layers.i`` and ``skip_layers.i`` (before 2018-11) -> ``res_skip_layers.i``.
-
-    The residual half comes first; the last layer has no residual part.
-    """
-    for k in _flow_indices(state_dict, "skip_layers"):
-        res_prefix, skip_prefix = f"WN.{k}.res_layers.", f"WN.{k}.skip_layers."
-        res_layers = set(_layer_indices(state_dict, res_prefix))
-        for i in _layer_indices(state_dict, skip_prefix):
-            for param in ("bias", "weight_g", "weight_v"):
-                skip = state_dict.pop(f"{skip_prefix}{i}.{param}")
-                parts = [state_dict.pop(f"{res_prefix}{i}.{param}"), skip] if i in res_layers else [skip]
-                state_dict[f"WN.{k}.res_skip_layers.{i}.{param}"] = torch.cat(parts, 0)
-    return state_dict
-
-
 # ------------------------------------------------------------------------ building models
 
 
@@ -464,10 +271,15 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
     return _parse(path, _torch_load(path, map_location))
 
 
+def strip_wrapper_prefixes(key: str) -> str:
+    """A state-dict key without DistributedDataParallel's ``module.`` and torch.compile's ``_orig_mod.``."""
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(strict=True)``, with a one-line error naming the first mismatch."""
-    from .models import family_of
-
     family = family_of(model)
     expected = model.state_dict()
     for key, tensor in expected.items():
@@ -484,10 +296,7 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Ten
     model.load_state_dict(state_dict, strict=True)
 
 
-def _architecture_hint(expected: Mapping, found: Mapping, family=None) -> str:
-    from .models import family_named
-
-    family = family or family_named("waveglow")
+def _architecture_hint(expected: Mapping, found: Mapping, family) -> str:
     try:
         a, b = _flatten(family.infer_config(found, "")), _flatten(family.infer_config(expected, ""))
     except CheckpointError:
@@ -511,10 +320,9 @@ def _flatten(config: Mapping, prefix: str = "") -> dict:
 def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = None) -> Config:
     """The whole config to rebuild a checkpoint's model: its own, or one its tensors imply.
 
-    ``config`` insists on an architecture: a :class:`Config`, or a model-section dict.
+    ``config`` insists on an architecture: a :class:`Config`, or a model-section dict (or a
+    mapping holding the family's section, as NVIDIA's config.json does).
     """
-    from .models import family_named
-
     if isinstance(config, Config):
         return config
     family = family_named(checkpoint.family)
@@ -522,11 +330,11 @@ def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = 
         return checkpoint.config
     section = checkpoint.model_config
     if config is not None:
-        section = (_stored_waveglow_config(config) if family.name == "waveglow" else None) or dict(config)
+        section = dict(config.get(family.section, config))
     data = {**family.data_defaults, **checkpoint.data_config}
     if checkpoint.config is not None:
         data = dataclasses.asdict(checkpoint.config.data_config)
-    data["n_mel_channels"] = section.get("n_mel_channels", section.get("cin_channel", data.get("n_mel_channels", 80)))
+    data["n_mel_channels"] = section.get(family.mel_channels_key, data.get("n_mel_channels", DataConfig.n_mel_channels))
     try:
         return config_from_dict({family.section: section, "data_config": data}, f"{checkpoint.path} (model config)")
     except ConfigError as e:
@@ -544,18 +352,25 @@ def build_model(config: Config, state_dict: Mapping[str, torch.Tensor] | None = 
     return model
 
 
-def load_checkpoint(
+def load_model(
     path: str | os.PathLike, map_location: Any = "cpu", config: Config | Mapping | None = None
-) -> nn.Module:
-    """Load a model of any family, in eval mode, from any supported checkpoint file.
+) -> tuple[nn.Module, Config]:
+    """(the model of any supported checkpoint file, on ``map_location``, in train mode; the config that built it).
 
     The architecture comes from the checkpoint (its stored config, else the tensor shapes);
-    pass ``config`` (a Config or a model-section dict) to insist on one, in which case a
-    mismatching file raises :class:`CheckpointError` naming the key and both shapes.
+    ``config`` (a Config or a model-section dict) insists on one, in which case a mismatching
+    file raises :class:`CheckpointError` naming the key and both shapes.
     """
     checkpoint = read_checkpoint(path, map_location)
     config = checkpoint_config(checkpoint, config)
     model = build_model(config, checkpoint.state_dict, checkpoint.path)
     if config.family.restore_extra is not None:
         config.family.restore_extra(model, checkpoint)
-    return model.to(next(iter(checkpoint.state_dict.values())).device).eval()
+    return model.to(next(iter(checkpoint.state_dict.values())).device), config
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", config: Config | Mapping | None = None
+) -> nn.Module:
+    """Load a model of any family, in eval mode, from any supported checkpoint file (see :func:`load_model`)."""
+    return load_model(path, map_location, config)[0].eval()

@@ -13,29 +13,32 @@ are refused here, before any training starts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+
+import yaml
+
+from .errors import ConfigError
+from .models import family_for_sections
 
 __all__ = [
     "ConfigError",
     "TrainConfig",
     "DataConfig",
     "DistConfig",
-    "WNConfig",
-    "WaveGlowConfig",
     "Config",
     "load_config",
     "config_from_dict",
     "apply_overrides",
+    "require_positive",
 ]
-
-
-class ConfigError(ValueError):
-    """A config file or dict that cannot be used as it is."""
 
 
 @dataclass
@@ -90,31 +93,10 @@ class DistConfig:
 
 
 @dataclass
-class WNConfig:
-    n_layers: int
-    n_channels: int
-    kernel_size: int
-
-
-@dataclass
-class WaveGlowConfig:
-    n_mel_channels: int
-    n_flows: int
-    n_group: int
-    n_early_every: int
-    n_early_size: int
-    WN_config: WNConfig
-
-    def to_kwargs(self) -> dict:
-        """Keyword arguments for ``WaveGlow(**kwargs)``, as NVIDIA's constructor takes them."""
-        return dataclasses.asdict(self)
-
-
-@dataclass
 class Config:
     """A whole run's settings: the model section of one family, and the shared sections."""
 
-    model_config: Any  # the family's section, e.g. a WaveGlowConfig
+    model_config: Any  # the family's section, e.g. a WaveGlowConfig; also readable by its name (config.waveglow_config)
     train_config: TrainConfig = field(default_factory=TrainConfig)
     data_config: DataConfig = field(default_factory=DataConfig)
     dist_config: DistConfig = field(default_factory=DistConfig)
@@ -123,15 +105,13 @@ class Config:
     @property
     def family(self):
         """The :class:`~waveglow.models.ModelFamily` this config trains."""
-        from .models import family_for_sections
-
         return family_for_sections({self.model_section: None}, "<config>")
 
-    @property
-    def waveglow_config(self) -> WaveGlowConfig:
-        if self.model_section != "waveglow_config":
-            raise AttributeError(f"this config holds {self.model_section}, not waveglow_config")
-        return self.model_config
+    def __getattr__(self, name: str) -> Any:
+        """The model section by its own name, e.g. ``config.waveglow_config`` (NVIDIA's key)."""
+        if name.endswith("_config") and name == self.__dict__.get("model_section"):
+            return self.model_config
+        raise AttributeError(f"this config has no {name} (its model section is {self.__dict__.get('model_section')})")
 
     def to_dict(self) -> dict:
         """The NVIDIA-shaped nested dict (what config.json holds)."""
@@ -180,10 +160,24 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
 SHARED_SECTIONS = {"train_config": TrainConfig, "data_config": DataConfig, "dist_config": DistConfig}
 
 
+def require_positive(values: Mapping[str, float], source: str) -> None:
+    """A one-line ConfigError naming the first key whose value is not a positive number (NaN included)."""
+    for key, value in values.items():
+        if not 0 < value < math.inf:
+            raise ConfigError(f"{source}: {key} must be positive, got {value}")
+
+
+def require_non_negative(values: Mapping[str, float], source: str) -> None:
+    """A one-line ConfigError naming the first key whose value is negative or not a finite number."""
+    for key, value in values.items():
+        if not 0 <= value < math.inf:
+            raise ConfigError(f"{source}: {key} must be >= 0, got {value}")
+
+
 def _validate(config: Config, source: str) -> None:
     """Checks every family shares; the family's own ``validate`` checks its section against them."""
     d, t = config.data_config, config.train_config
-    positive = {
+    require_positive({
         "data_config.segment_length": d.segment_length,
         "data_config.sampling_rate": d.sampling_rate,
         "data_config.hop_length": d.hop_length,
@@ -192,10 +186,14 @@ def _validate(config: Config, source: str) -> None:
         "train_config.batch_size": t.batch_size,
         "train_config.iters_per_checkpoint": t.iters_per_checkpoint,
         "train_config.evaluation_clips": t.evaluation_clips,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{source}: {key} must be positive, got {value}")
+        "train_config.sigma": t.sigma,
+    }, source)
+    require_non_negative({
+        f"train_config.{key}": getattr(t, key)
+        for key in ("learning_rate", "epochs", "max_iterations", "grad_clip_thresh", "keep_last", "iters_per_validation",
+                    "iters_per_audio", "iters_per_evaluation", "max_nonfinite_steps", "num_workers")
+    }, source)
+    require_non_negative({"data_config.mel_fmin": d.mel_fmin, "data_config.min_crop_rms": d.min_crop_rms}, source)
     if d.win_length > d.filter_length:
         raise ConfigError(f"{source}: data_config.win_length {d.win_length} exceeds data_config.filter_length {d.filter_length}")
     if t.amp_dtype not in ("float16", "bfloat16"):
@@ -207,8 +205,6 @@ def _validate(config: Config, source: str) -> None:
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Config:
     """Build and validate a :class:`Config` from NVIDIA-shaped nested data."""
-    from .models import family_for_sections
-
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
     family = family_for_sections(data, source)
@@ -231,8 +227,6 @@ def _read_file(path: str) -> Any:
         raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
     try:
         if path.endswith((".yaml", ".yml")):
-            import yaml
-
             return yaml.safe_load(text)
         return json.loads(text)
     except ValueError as e:  # json.JSONDecodeError and yaml.YAMLError's parse errors
@@ -254,12 +248,11 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Confi
     return config_from_dict(data, path)
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def apply_overrides(data: Any, overrides: Sequence[str], source: str = "<config>") -> dict:
     """Return a copy of nested config ``data`` with ``section.key=value`` overrides applied."""
-    import copy
-
-    import yaml
-
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the config must be a mapping of sections, got {type(data).__name__}")
     data = copy.deepcopy(dict(data))
@@ -277,4 +270,6 @@ def apply_overrides(data: Any, overrides: Sequence[str], source: str = "<config>
             node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             node[parts[-1]] = raw
+        if isinstance(node[parts[-1]], str) and _NUMBER.fullmatch(raw.strip()):
+            node[parts[-1]] = float(raw)  # YAML 1.1 reads 1e-4 (no dot) as a string
     return data

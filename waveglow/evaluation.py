@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from .audio import load_audio
+from .models import family_of
+from .synthesis import synthesize
 
 __all__ = [
     "METRICS",
@@ -301,15 +303,11 @@ def griffin_lim(mel: np.ndarray, data_config, length: int, n_iter: int = 60, see
 
 def model_features(model, data_config) -> nn.Module:
     """The feature extractor of ``model``'s family: (B, T) audio -> (B, n_mel, frames), on the CPU."""
-    from .models import family_of
-
     return family_of(model).features(data_config)
 
 
 def default_sigma(model) -> float:
     """The noise scale ``model``'s family vocodes with when none is given."""
-    from .models import family_of
-
     return family_of(model).default_sigma
 
 
@@ -331,8 +329,6 @@ def vocode(model, features: nn.Module, audio: np.ndarray, sigma: float | None,
     ``model``: a model or an inference object (:func:`~waveglow.synthesis.load_for_inference`);
     ``sigma`` None is the family's default.
     """
-    from .synthesis import synthesize
-
     mel = torch.from_numpy(log_mel(features, audio))  # (n_mel, frames)
     vocoded = synthesize(model, mel, sigma=sigma, generator=generator)  # (hop * frames,) >= T samples
     return vocoded[: audio.size].clamp(-1, 1).numpy()

@@ -8,10 +8,11 @@ The exported program is ``model.infer(mel, z=z)`` with weight norm folded into p
 B and F are dynamic: one file serves every batch size and length. sigma is not an input: it
 scales z, so whoever draws z applies it (``z = sigma * N(0, 1)``), as DeepLearningExamples'
 export does. The graph is traced from the model's own reverse loop (``model.infer``, the reference
-path); the only change is that each 1x1 convolution's inverse W^-1, which the model computes
-per call, is computed once here and stored as a constant (ONNX has no matrix inverse).
+path), on a weight-norm-free copy that the family may adapt first (``ModelFamily.export_model``:
+WaveGlow computes each 1x1 convolution's inverse W^-1 once and stores it as a constant, since
+ONNX has no matrix inverse).
 
-WaveGlow's fast path (:mod:`waveglow.fast`) is not traced: its gain on the CPU comes from the
+WaveGlow's fast path (:mod:`waveglow.models.waveglow.fast`) is not traced: its gain on the CPU comes from the
 folded conditioning operators (2 GB for the default model, beyond ONNX's 2 GB protobuf limit
 when kept, or rebuilt per call) and from in-place time-major GEMMs, which a graph runtime plans
 for itself. ``docs/export.md`` has the measurements.
@@ -27,9 +28,9 @@ or a TorchScript extra file ``metadata.json``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-import contextlib
 import json
 import logging
 import math
@@ -45,7 +46,7 @@ from torch import nn
 from .config import DataConfig
 from .denoiser import Denoiser
 from .models import family_of
-from .models.waveglow import Invertible1x1Conv
+from .errors import ExportError
 
 __all__ = [
     "FORMATS",
@@ -76,37 +77,7 @@ FLOAT16_TOLERANCE = 5e-2  # half precision against the float32 model: measured i
 METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metadata
 
 
-class ExportError(RuntimeError):
-    """An export that failed, or a file that does not reproduce the model."""
-
-
 # ------------------------------------------------------------------------------ graphs
-
-
-class FrozenInverse1x1Conv(nn.Module):
-    """An :class:`Invertible1x1Conv` for export: the same weights, W^-1 computed once (float32)
-    and kept as a buffer instead of per call. Built from frozen weights: rebuild after changing them."""
-
-    def __init__(self, conv: Invertible1x1Conv) -> None:
-        super().__init__()
-        self.conv = conv.conv
-        weight = conv.conv.weight.detach().squeeze(-1).double()
-        self.register_buffer("weight_inverse", torch.linalg.inv(weight).float().unsqueeze(-1))  # (c, c, 1)
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("an exported 1x1 conv only runs inverse()")
-
-    def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, c, n) -> W^-1 z."""
-        return F.conv1d(z, self.weight_inverse.to(z.dtype))
-
-
-def _freeze_inverses(model: nn.Module) -> None:
-    """Replace every Invertible1x1Conv inside ``model`` by its :class:`FrozenInverse1x1Conv`."""
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Invertible1x1Conv):
-                setattr(parent, name, FrozenInverse1x1Conv(child))
 
 
 def _inference_copy(model: nn.Module) -> nn.Module:
@@ -119,21 +90,27 @@ def _inference_copy(model: nn.Module) -> nn.Module:
     return clone.eval()
 
 
+def _export_copy(model: nn.Module) -> nn.Module:
+    """:func:`_inference_copy`, adapted for tracing by the family (``ModelFamily.export_model``)."""
+    clone = _inference_copy(model)
+    prepare = family_of(clone).export_model
+    return prepare(clone) if prepare is not None else clone
+
+
 class InferenceGraph(nn.Module):
     """``forward(mel (B, n_mel, F), z) -> audio (B, hop F)``: ``model.infer(mel, z=z)``, exportable.
 
-    Holds a copy of ``model`` in ``dtype`` with weight norm removed and every W^-1 precomputed;
-    the inference path is the model's own reference path (``infer``).
+    Holds a copy of ``model`` in ``dtype`` with weight norm removed, as the family prepares it for
+    export; the inference path is the model's own reference path (``infer``).
     """
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        clone = _inference_copy(model)
-        _freeze_inverses(clone)
+        clone = _export_copy(model)
         self.model = clone.to(dtype)
         self.dtype = dtype
         self.n_mel_channels = clone.n_mel_channels
-        self.hop_length = hop_length(clone)
+        self.hop_length = clone.hop_length
 
     def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.model.infer(mel, z=z)
@@ -183,31 +160,14 @@ class DenoiserGraph(nn.Module):
         return out.to(audio.dtype)
 
 
-def hop_length(model: nn.Module) -> int:
-    """Audio samples per mel frame."""
-    hop = getattr(model, "hop_length", None)
-    return int(hop) if hop else int(model.upsample.stride[0])
-
-
-def family_name(model: nn.Module) -> str:
-    """The model family's registry name, as checkpoints record it (e.g. ``waveglow``)."""
-    return family_of(model).name
-
-
-def latent_steps_per_frame(model: nn.Module) -> int:
-    """Latent steps (its last axis) per mel frame: WaveGlow hop / n_group, FloWaveNet hop."""
-    steps = getattr(model, "latent_steps_per_frame", None)
-    return int(steps) if steps else hop_length(model) // getattr(model, "n_group", 1)
-
-
 def latent_length(model: nn.Module, frames: int) -> int:
     """The latent's last dimension for ``frames`` mel frames."""
-    return latent_steps_per_frame(model) * frames
+    return model.latent_steps_per_frame * frames
 
 
 def latent_channels(model: nn.Module) -> int:
     """The latent's channel axis (WaveGlow: n_group; FloWaveNet: in_channel)."""
-    return model.sample_latent(1, latent_steps_per_frame(model), 1.0, None, torch.device("meta")).size(1)
+    return model.sample_latent(1, model.latent_steps_per_frame, 1.0, None, torch.device("meta")).size(1)
 
 
 def example_inputs(
@@ -225,11 +185,9 @@ def example_inputs(
 def latent_draws(model: nn.Module) -> list[int]:
     """Channels of each N(0, 1) block ``model.sample_latent`` draws, in drawing order; the latent is
     their concatenation along channels in the reverse order (WaveGlow: the final channels first,
-    then each early block)."""
-    if not hasattr(model, "n_early_size"):
-        return [latent_channels(model)]
-    n_early = sum(model.is_early_exit(k) for k in range(model.n_flows))
-    return [model.n_remaining_channels] + [model.n_early_size] * n_early
+    then each early block; ``ModelFamily.latent_draws``). By default one block of every channel."""
+    draws = family_of(model).latent_draws
+    return draws(model) if draws is not None else [latent_channels(model)]
 
 
 def graph_metadata(
@@ -238,13 +196,13 @@ def graph_metadata(
     """What a runtime needs to use a graph, as strings (ONNX metadata_props are string to string)."""
     data_config = data_config or DataConfig(n_mel_channels=model.n_mel_channels)
     vocoder = graph == "vocoder"
-    channels, steps = latent_channels(model), latent_steps_per_frame(model)
+    channels, steps = latent_channels(model), model.latent_steps_per_frame
     return {
         "graph": graph,
-        "family": family_name(model),
+        "family": family_of(model).name,
         "n_mel_channels": str(model.n_mel_channels),
-        "n_group": str(getattr(model, "n_group", channels)),
-        "hop_length": str(hop_length(model)),
+        "n_group": str(channels),  # the latent's channels (WaveGlow's n_group), under the key older runtimes read
+        "hop_length": str(model.hop_length),
         "latent_channels": str(channels),
         "latent_steps_per_frame": str(steps),
         "sampling_rate": str(int(data_config.sampling_rate)),
@@ -288,8 +246,7 @@ def _dynamic_shapes(model: nn.Module) -> dict:
     """Batch and frames dynamic; the latent's last axis is a fixed multiple of the frames."""
     batch = torch.export.Dim("batch", min=1, max=1024)
     frames = torch.export.Dim("frames", min=1, max=1 << 20)
-    steps_per_frame = latent_steps_per_frame(model)
-    return {"mel": {0: batch, 2: frames}, "z": {0: batch, 2: steps_per_frame * frames}}
+    return {"mel": {0: batch, 2: frames}, "z": {0: batch, 2: model.latent_steps_per_frame * frames}}
 
 
 def _onnx_export(module: nn.Module, args: tuple, path: str, names: tuple, dynamic_shapes: dict, opset: int,

@@ -23,15 +23,12 @@ import torch
 
 from .config import DataConfig
 from .export import denoiser_path
+from .errors import OnnxModelError
 
 __all__ = ["OnnxModelError", "OnnxVocoder", "OnnxDenoiser", "providers_for"]
 
 REQUIRED_METADATA = ("graph", "family", "n_mel_channels", "n_group", "hop_length", "sampling_rate", "latent_draws")
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-
-
-class OnnxModelError(RuntimeError):
-    """An ONNX file that cannot serve as a vocoder (missing, unreadable, or without our metadata)."""
 
 
 def providers_for(device: str | None) -> list[str]:
@@ -120,16 +117,9 @@ class OnnxVocoder:
         return sigma * torch.cat(draws[::-1], 1)
 
     @torch.no_grad()
-    def infer(
-        self,
-        mel: torch.Tensor,
-        sigma: float = 1.0,
-        *,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """mel (B, n_mel, F) -> float32 CPU audio (B, hop F); ``lengths`` (B,) in samples for padded batches."""
+    def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z: torch.Tensor | None = None,
+              generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`waveglow.models.VocoderModel.infer` through the graph: float32 CPU audio (B, hop F)."""
         if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
             raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
         B, frames = mel.size(0), mel.size(2)

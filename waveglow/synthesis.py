@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import build_model, checkpoint_config, read_checkpoint
+from .checkpoint import load_model
 from .config import DataConfig
 from .denoiser import Denoiser
-from .errors import first_line
+from .errors import MelError, first_line
+from .models import family_of
 
 __all__ = [
     "SILENCE_LOG_MEL",
@@ -56,10 +57,6 @@ SILENCE_LOG_MEL = math.log(1e-5)  # Tacotron 2's log-mel of silence (the clamp f
 DEFAULT_OVERLAP_FRAMES = 32  # 8192 samples of context each side; see README "Long audio"
 
 Generators = torch.Generator | Sequence[torch.Generator | None] | None
-
-
-class MelError(ValueError):
-    """A mel spectrogram that cannot be vocoded (shape, values or file)."""
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -116,7 +113,7 @@ def load_for_inference(
     """Load any checkpoint ``load_checkpoint`` reads for vocoding: weight norm removed, eval mode.
 
     Returns (the model on ``device`` in ``dtype``, its data config). Where the family has a faster
-    exact inference object (WaveGlow: :class:`waveglow.fast.FastWaveGlow`), that object is returned
+    exact inference object (WaveGlow: :class:`~waveglow.models.waveglow.fast.FastWaveGlow`), that object is returned
     in the model's place: it has the same ``infer`` and keeps the model as ``.model``; it refuses
     to run once the model's weights change. Files without a config (NVIDIA's and
     DeepLearningExamples' pickles, bare state dicts, ksw0306's files) get their family's default
@@ -125,16 +122,10 @@ def load_for_inference(
     256-channel model, built in a few seconds on CPU; ``False`` saves that memory. Raises
     ``CheckpointError`` with a one-line message.
     """
-    checkpoint = read_checkpoint(path, map_location="cpu")
-    config = checkpoint_config(checkpoint)
-    model = build_model(config, checkpoint.state_dict, checkpoint.path)
-    if config.family.restore_extra is not None:
-        config.family.restore_extra(model, checkpoint)
-    model.remove_weight_norm().eval()
-    model = model.to(device=device, dtype=dtype)
-    family = config.family
-    if family.inference_model is not None:
-        model = family.inference_model(model, cache_conditioning)
+    model, config = load_model(path, map_location="cpu")
+    model = model.remove_weight_norm().eval().to(device=device, dtype=dtype)
+    if config.family.inference_model is not None:
+        model = config.family.inference_model(model, cache_conditioning)
     return model, config.data_config
 
 
@@ -162,8 +153,6 @@ def synthesize(
     default to the model family's (WaveGlow: 1.0 and 32 frames). Raises :class:`MelError` for an
     unusable mel.
     """
-    from .models import family_of
-
     family = family_of(model)
     sigma = family.default_sigma if sigma is None else sigma
     overlap_frames = family.overlap_frames if overlap_frames is None else overlap_frames
@@ -203,8 +192,6 @@ def synthesize_batch(
 
 def silence_value(model) -> float:
     """The feature value of silence for the model's family (Tacotron 2's log-mel floor for WaveGlow)."""
-    from .models import family_of
-
     return family_of(model).silence_feature
 
 

@@ -24,16 +24,16 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import CheckpointError, build_model, read_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import build_model, load_state_dict_checked, read_checkpoint, restore_rng_state, save_checkpoint
 from .config import Config
+from .data import read_file_list
 from .devices import cpu_precision, cuda_device, subnormals_flushed
+from .errors import CheckpointError, TrainingError
+from .evaluation import evaluate_model
 from .metrics import MetricsLog
+from .monitor import VALIDATION_SIGMA, ProgressLog
 
 __all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message says why and what to check."""
 
 
 # ------------------------------------------------------------------------ checkpoint policy
@@ -287,8 +287,6 @@ class Trainer:
             raise TrainingError(f"output_directory {directory}: not writable ({e.strerror or e})") from None
 
     def _file_list(self, path: str, key: str) -> list[str]:
-        from .data import read_file_list
-
         if not path:
             raise TrainingError(f"data_config.{key} is empty: give a file list")
         try:
@@ -341,8 +339,7 @@ class Trainer:
     def _load_weights(self, checkpoint, verb: str) -> None:
         if checkpoint.family != self.family.name:
             raise TrainingError(f"{checkpoint.path}: holds a {checkpoint.family} model, but the config trains {self.family.name}")
-        model = build_model(self.config, checkpoint.state_dict, checkpoint.path)
-        self.model.load_state_dict(model.state_dict())
+        load_state_dict_checked(self.model, checkpoint.state_dict, checkpoint.path)  # in place: no second model
         self.state.weights_loaded = True
         if self.family.restore_extra is not None:
             self.family.restore_extra(self.model, checkpoint)
@@ -442,8 +439,6 @@ class Trainer:
             return self._run(compute)
 
     def _run(self, compute) -> int:
-        from .monitor import ProgressLog
-
         total = self.total_iterations()
         if self.iteration >= total:
             self.log(f"already at iteration {self.iteration} of {total}; nothing to do")
@@ -513,9 +508,6 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         """PESQ, STOI and log-mel L1 of copy synthesis of the first ``evaluation_clips`` validation files."""
-        from .evaluation import evaluate_model
-        from .monitor import VALIDATION_SIGMA
-
         files = self.validation.files[: self.config.train_config.evaluation_clips]
         sigma = min(VALIDATION_SIGMA, self.family.default_sigma)  # as the logged audio
         return evaluate_model(self.model, self.config.data_config, files, sigma=sigma, seed=0)

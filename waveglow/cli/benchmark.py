@@ -53,10 +53,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from waveglow import CheckpointError, ConfigError, FastWaveGlow, WaveGlow, WaveGlowLoss, load_checkpoint, load_config
+from waveglow import CheckpointError, ConfigError, load_checkpoint, load_config
 from waveglow.audio import AudioError
 from waveglow.checkpoint import build_model, read_checkpoint
 from waveglow.export import export_onnx
+from waveglow.models import family_of
 from waveglow.onnx_runtime import OnnxVocoder
 from waveglow.synthesis import MelError, load_mel
 from waveglow.training import TrainingError
@@ -223,19 +224,18 @@ def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repea
 # ----------------------------------------------------------------------------- set-up
 
 
-def random_model(config_path: str, device: torch.device, seed: int) -> tuple[WaveGlow, object]:
-    """Default-initialised WaveGlow with ``end`` ~ N(0, 0.01), so no coupling is the identity."""
+def random_model(config_path: str, device: torch.device, seed: int) -> tuple[torch.nn.Module, object]:
+    """A default-initialised model of the config's family, its zero-initialised output layers drawn
+    small (``ModelFamily.perturb``; WaveGlow: ``end`` ~ N(0, 0.01)), so no coupling is the identity."""
     config = load_config(config_path)
     torch.manual_seed(seed)
     model = build_model(config)
-    with torch.no_grad():
-        for wn in model.WN:
-            wn.end.weight.normal_(0, 0.01)
-            wn.end.bias.normal_(0, 0.01)
+    if config.family.perturb is not None:
+        config.family.perturb(model, torch.Generator().manual_seed(seed))
     return model.to(device), config
 
 
-def source_model(args: argparse.Namespace) -> WaveGlow:
+def source_model(args: argparse.Namespace) -> torch.nn.Module:
     """``--checkpoint``'s weights or random ones, on the CPU, read or drawn once per run.
     Raises CheckpointError or ConfigError."""
     if args.checkpoint:
@@ -243,7 +243,7 @@ def source_model(args: argparse.Namespace) -> WaveGlow:
     return random_model(args.config, torch.device("cpu"), args.seed)[0]
 
 
-def inference_model(source: WaveGlow, device: torch.device, precision: str) -> WaveGlow:
+def inference_model(source: torch.nn.Module, device: torch.device, precision: str) -> torch.nn.Module:
     """A copy of ``source`` to time: on ``device`` in ``precision``, weight norm removed, eval mode."""
     return copy.deepcopy(source).to(device=device, dtype=DTYPES[precision]).eval().remove_weight_norm()
 
@@ -266,7 +266,13 @@ def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
     return None
 
 
-def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor, onnx_path: str | None = None):
+def fast_vocoder(model, cache_conditioning: bool = False):
+    """The family's exact fast inference object for ``model`` (``ModelFamily.inference_model``), else the model."""
+    make = family_of(model).inference_model
+    return make(model, cache_conditioning) if make is not None else model
+
+
+def make_runner(model: torch.nn.Module, mode: str, mel: torch.Tensor, z: torch.Tensor, onnx_path: str | None = None):
     """(a no-argument function that synthesises the audio for ``mel`` and ``z`` in ``mode``, the
     FastWaveGlow or OnnxVocoder it runs or None). Each fast mode builds its own FastWaveGlow from
     the model; ``onnxruntime`` runs the file ``onnx_path`` exported from it."""
@@ -276,7 +282,7 @@ def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor, 
     if mode == "plain":
         return (lambda: model.infer(mel, z=z)), None
     if mode in ("fast", "fast-cached"):
-        fast = FastWaveGlow(model, cache_conditioning=mode == "fast-cached")
+        fast = fast_vocoder(model, cache_conditioning=mode == "fast-cached")
         return (lambda: fast.infer(mel, z=z)), fast
     if mode == "compile":
         compiled = torch.compile(lambda m, zz: model.infer(m, z=zz), dynamic=False)
@@ -284,10 +290,10 @@ def make_runner(model: WaveGlow, mode: str, mel: torch.Tensor, z: torch.Tensor, 
     return cuda_graph_runner(model, mel, z)
 
 
-def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor):
+def cuda_graph_runner(model: torch.nn.Module, mel: torch.Tensor, z: torch.Tensor):
     """The fast path, with the cached operators, captured once for these shapes; each call replays
     it on the static inputs."""
-    model = FastWaveGlow(model, cache_conditioning=True)
+    model = fast_vocoder(model, cache_conditioning=True)
     static_mel, static_z = mel.clone(), z.clone()
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -309,7 +315,7 @@ def cuda_graph_runner(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor):
 # ----------------------------------------------------------------------------- inference
 
 
-def inference_rows(args: argparse.Namespace, source: WaveGlow, device: torch.device, sampling_rate: int) -> list[dict]:
+def inference_rows(args: argparse.Namespace, source: torch.nn.Module, device: torch.device, sampling_rate: int) -> list[dict]:
     rows = []
     for precision in args.precisions:
         set_precision(precision)
@@ -328,11 +334,11 @@ def inference_rows(args: argparse.Namespace, source: WaveGlow, device: torch.dev
 def inference_setting(args, model, device, precision, seconds, batch, sampling_rate, onnx_path=None) -> list[dict]:
     """Every requested mode for one (precision, length, batch). Modes take turns within each
     repeat, so background load drifting during the run affects them alike."""
-    frames = max(1, round(seconds * sampling_rate / 256))
+    frames = max(1, round(seconds * sampling_rate / model.hop_length))
     gen = torch.Generator().manual_seed(args.seed)
     mel = torch.randn(batch, model.n_mel_channels, frames, generator=gen).to(device)
-    z = (args.sigma * torch.randn(batch, model.n_group, 256 * frames // model.n_group, generator=gen)).to(device)
-    samples = batch * 256 * frames
+    z = model.sample_latent(batch, frames * model.latent_steps_per_frame, args.sigma, gen, torch.device("cpu")).to(device)
+    samples = batch * model.hop_length * frames
     base = {"precision": precision, "seconds": samples / batch / sampling_rate, "batch": batch, "frames": frames}
     rows, runners, vocoders = {}, {}, {}
     for mode in args.modes:
@@ -373,13 +379,13 @@ def memory_meter(device: torch.device, mode: str):
     return PeakMemory(device, enabled=not (mode == "compile" and device.type == "cpu"))
 
 
-def conditioning_used(vocoder: FastWaveGlow | OnnxVocoder | None, batch: int, n: int) -> str:
+def conditioning_used(vocoder, batch: int, n: int) -> str:
     """How the timed calls computed the conditioning, read back from the FastWaveGlow they ran (None: plain)."""
     if isinstance(vocoder, OnnxVocoder):
         return "plain (ONNX graph)"
-    if vocoder is None:
+    ops = getattr(vocoder, "ops", None)  # FastWaveGlow's operators; other families have no folding
+    if ops is None:
         return "plain"
-    ops = vocoder.ops
     if not ops.uses_folding(batch, n):
         return "time-major"
     return "folded, cached" if ops.cache_conditioning else "folded per layer"
@@ -421,7 +427,7 @@ def summarise(times: list[float], samples: int, sampling_rate: int) -> dict:
 
 
 def accuracy_rows(
-    args: argparse.Namespace, source: WaveGlow, given_mel: torch.Tensor | None, device: torch.device, sampling_rate: int
+    args: argparse.Namespace, source: torch.nn.Module, given_mel: torch.Tensor | None, device: torch.device, sampling_rate: int
 ) -> list[dict]:
     """Each reduced precision's fast-path output against float32's (TF32 off) at sigma 0 (z = 0),
     batch 1: SNR in dB = 10 log10(sum ref^2 / sum (out - ref)^2), and the largest difference."""
@@ -430,16 +436,17 @@ def accuracy_rows(
         return []
     set_precision("fp32")
     model = inference_model(source, device, "fp32")
-    mels = {s: accuracy_mel(given_mel, model.n_mel_channels, s, sampling_rate, args.seed) for s in args.lengths}
+    mels = {s: accuracy_mel(given_mel, model.n_mel_channels, s * sampling_rate / model.hop_length, args.seed)
+            for s in args.lengths}
     with torch.inference_mode():
-        fast = FastWaveGlow(model)
+        fast = fast_vocoder(model)
         references = {s: fast.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
     del model, fast
     rows = []
     for precision in reduced:
         set_precision(precision)
         model = inference_model(source, device, precision)
-        fast = FastWaveGlow(model)
+        fast = fast_vocoder(model)
         for seconds, mel in mels.items():
             with torch.inference_mode():
                 out = fast.infer(mel.to(device), sigma=0.0).float()
@@ -456,9 +463,9 @@ def accuracy_rows(
     return rows
 
 
-def accuracy_mel(given_mel: torch.Tensor | None, n_mel: int, seconds: float, sampling_rate: int, seed: int) -> torch.Tensor:
+def accuracy_mel(given_mel: torch.Tensor | None, n_mel: int, frames: float, seed: int) -> torch.Tensor:
     """(1, n_mel, frames): ``--mel`` (repeated or cut to the length), else log-mel-like random frames."""
-    frames = max(1, round(seconds * sampling_rate / 256))
+    frames = max(1, round(frames))
     if given_mel is not None:
         return given_mel.repeat(1, -(-frames // given_mel.size(1)))[:, :frames][None]
     gen = torch.Generator().manual_seed(seed + 1)
@@ -474,7 +481,7 @@ def training_rows(args: argparse.Namespace, device: torch.device) -> list[dict]:
         set_precision("fp32")
         model, config = random_model(args.config, device, args.seed)
         model.train()
-        loss_fn = WaveGlowLoss(config.train_config.sigma)
+        loss_fn = config.family.loss(config.train_config)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train_config.learning_rate)
         step = make_train_step(model, loss_fn, optimizer, device, precision, args)
         times, peak = time_runs(step, device, args.warmup, args.repeats)
@@ -492,7 +499,7 @@ def make_train_step(model, loss_fn, optimizer, device, precision, args) -> Calla
     """One forward + backward + Adam step on a fixed random batch; AMP is fp16 with a GradScaler on
     CUDA and bfloat16 autocast on CPU."""
     gen = torch.Generator().manual_seed(args.seed)
-    frames = args.segment_length // 256 + 1
+    frames = args.segment_length // model.hop_length + 1
     mel = torch.randn(args.train_batch_size, model.n_mel_channels, frames, generator=gen).to(device)
     audio = (0.1 * torch.randn(args.train_batch_size, args.segment_length, generator=gen)).to(device)
     amp = precision == "amp"

@@ -4,9 +4,10 @@
     python scripts/export.py -w checkpoints/waveglow_10000 -o waveglow.ts --format torchscript --denoiser
     python scripts/export.py -w waveglow.pt -o waveglow_fp16.onnx --dtype float16
 
-The graph takes mel (B, n_mel, F) and z (B, n_group, hop F / n_group), the latent already scaled
-by sigma, and returns audio (B, hop F); batch and length are dynamic. ``--denoiser`` also writes
-the denoiser graph beside it (``waveglow.onnx`` -> ``waveglow.denoiser.onnx``). Every file is
+The graph takes mel (B, n_mel, F) and z, the latent already scaled by sigma in the layout the
+model's ``sample_latent`` draws (WaveGlow: (B, n_group, hop F / n_group); FloWaveNet: (B, 1, hop F)),
+and returns audio (B, hop F); any registered family exports the same way; batch and length are
+dynamic. ``--denoiser`` also writes the denoiser graph beside it (``waveglow.onnx`` -> ``waveglow.denoiser.onnx``). Every file is
 loaded back (onnxruntime on the CPU, or torch.jit.load) and compared with ``model.infer`` at two
 random lengths, batch 1 and 2; the exit status is 1, and the file removed, when it differs by
 more than the tolerance (1e-4 in float32). See docs/export.md.

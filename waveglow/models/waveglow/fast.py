@@ -32,10 +32,8 @@ rounding (tests/test_fast.py compares against the plain path to 1e-5 in float32)
   with no transpose; measured faster than mkldnn's channels-first conv1d on this CPU.
 
 Everything derived lives in an explicit object, :class:`FastWaveGlow`, built from a model whose
-weights are then frozen; the model itself keeps nothing. The object records every parameter's
-(data_ptr, _version, dtype, device, shape) and refuses to run once any of them changed (an
-optimizer step, load_state_dict, .to(), .half(), remove_weight_norm()): build a new one then.
-Edits through ``param.data`` bypass the version counter and go unnoticed.
+weights are then frozen; the model itself keeps nothing. Like every family's fast object it
+refuses to run once the model's weights changed (:class:`waveglow.models.fast.FastVocoder`).
 """
 
 from __future__ import annotations
@@ -44,8 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fast import FastVocoder, StaleWeightsError, parameter_key
+from .model import unfold
+
 __all__ = [
-    "FastWaveGlow", "StaleWeightsError", "FastInference", "parameter_key", "tensor_key", "select_gate",
+    "FastWaveGlow", "StaleWeightsError", "FastInference", "select_gate",
     "gate_time_major_", "gate_time_major_tanh_", "gate_time_major",
     "FOLD_MIN_STEPS", "GATE_SCALE", "ACTS_SCALE",
 ]
@@ -56,22 +57,6 @@ GATE_SCALE = 2.0
 ACTS_SCALE = 0.5
 # Below this many group steps (B * n), building the folded operator on the fly costs more than it saves.
 FOLD_MIN_STEPS = 20480
-
-
-def tensor_key(t: torch.Tensor) -> tuple:
-    """Changes whenever ``t`` is replaced, updated in place, moved or cast.
-
-    Inference tensors (made under ``torch.inference_mode``, e.g. a model cast there) keep no
-    version counter; they cannot be updated in place outside inference mode, and in-place edits
-    inside it go unnoticed, as edits through ``.data`` do.
-    """
-    version = -1 if t.is_inference() else t._version
-    return (t.data_ptr(), version, t.dtype, t.device, tuple(t.shape))
-
-
-def parameter_key(module: nn.Module) -> tuple:
-    """Changes whenever any parameter of ``module`` is replaced, updated in place, moved or cast."""
-    return tuple((name, *tensor_key(p)) for name, p in module.named_parameters())
 
 
 class FoldedUpsampler:
@@ -299,19 +284,12 @@ class FastInference:
         return F.conv1d(z, self.inverse_weights[k].to(z.dtype))
 
 
-class StaleWeightsError(RuntimeError):
-    """The model's weights changed after its FastWaveGlow was built."""
-
-
-class FastWaveGlow:
+class FastWaveGlow(FastVocoder):
     """WaveGlow inference the exact fast way, for a model whose weights no longer change.
 
     ``FastWaveGlow(model)`` builds the operators once from the model as it is (weight norm removed
     or not); ``infer`` then computes what ``model.infer`` computes, to float rounding, with the
-    same noise. It offers the model interface the shared code uses (``hop_length``,
-    ``n_mel_channels``, ``infer``, ``sample_latent``, ``parameters``) and keeps the model as
-    ``.model``. Changing the model's weights afterwards (an optimizer step, load_state_dict,
-    ``.to()``, ``.half()``) makes ``infer`` raise :class:`StaleWeightsError`: build a new one.
+    same noise (the shared interface and the staleness check: :class:`~waveglow.models.fast.FastVocoder`).
 
     ``cache_conditioning=True`` also keeps the folded conditioning operator of every layer
     (n_flows * n_layers * 32 * 2C * 328 floats: 2 GB in float32 for the default model), the
@@ -321,58 +299,22 @@ class FastWaveGlow:
     """
 
     def __init__(self, model: nn.Module, cache_conditioning: bool = False) -> None:
-        self.model = model
+        super().__init__(model)
         self.ops = FastInference(model, cache_conditioning)
-
-    @property
-    def hop_length(self) -> int:
-        return self.model.hop_length
-
-    @property
-    def n_mel_channels(self) -> int:
-        return self.model.n_mel_channels
 
     @property
     def n_group(self) -> int:
         return self.model.n_group
 
     @property
-    def latent_steps_per_frame(self) -> int:
-        return self.model.latent_steps_per_frame
-
-    @property
     def cache_conditioning(self) -> bool:
         return self.ops.cache_conditioning
 
-    def parameters(self):
-        return self.model.parameters()
-
-    def sample_latent(self, *args, **kwargs) -> torch.Tensor:
-        return self.model.sample_latent(*args, **kwargs)
-
-    def check_fresh(self) -> None:
-        if parameter_key(self.model) != self.ops.key:
-            raise StaleWeightsError(
-                "the model's weights changed after its FastWaveGlow was built (an optimizer step, "
-                "load_state_dict, .to() or .half()): build a new FastWaveGlow(model)"
-            )
-
-    @torch.no_grad()
-    def infer(
-        self,
-        mel: torch.Tensor,
-        sigma: float = 1.0,
-        *,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``model.infer(mel, sigma, z=, generator=, lengths=)``, computed the fast way: (B, n_mel, F) -> (B, hop F)."""
-        self.check_fresh()
+    def fast_infer(self, mel: torch.Tensor, sigma: float, *, z, generator, lengths) -> torch.Tensor:
         if lengths is not None:
             return self.model.infer(mel, sigma, z=z, generator=generator, lengths=lengths)
         model = self.model
         z, length = model.prepare_latent(mel, sigma, z, generator)
         cond = self.ops.conditioner(mel, lambda: model.condition(mel, length), z.size(2))
         audio = model.reverse_with(z, lambda k, audio_0: self.ops.coupling(k, audio_0, cond), self.ops.inverse)
-        return audio.permute(0, 2, 1).reshape(audio.size(0), -1)  # (B, g, n) -> (B, n * g)
+        return unfold(audio)  # (B, g, n) -> (B, n * g)

@@ -13,10 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._autocast import autocast_off
-from .weight_norm import WeightNormConv1d
+from ..._autocast import autocast_off
+from ..weight_norm import WeightNormConv1d
 
-__all__ = ["WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE", "FAMILY"]
+__all__ = [
+    "WaveGlow", "WN", "Invertible1x1Conv", "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE",
+    "affine_coupling", "affine_coupling_inverse", "gated_activation", "fold", "unfold",
+    "flow_channels", "flow_channels_problem", "upsampler_problem",
+]
 
 # The reference hard-codes the upsampler; they equal filter_length and hop_length of its config,
 # and our models take them from data_config (so a 16 kHz hop-200 setup stays aligned).
@@ -28,7 +32,7 @@ class Invertible1x1Conv(nn.Module):
     """Channel mixing by an invertible c x c matrix W, initialised orthogonal with det(W) = +1.
 
     :meth:`inverse` computes W^-1 from the current weight, in float32, every call: nothing is
-    cached on the module (:class:`waveglow.fast.FastWaveGlow` keeps its own W^-1, built once).
+    cached on the module (:class:`~waveglow.models.waveglow.fast.FastWaveGlow` keeps its own W^-1, built once).
     """
 
     def __init__(self, c: int) -> None:
@@ -238,29 +242,20 @@ class WaveGlow(nn.Module):
         output_audio.append(audio)
         return torch.cat(output_audio, 1), log_s_list, log_det_W_list
 
+    def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mel, F), audio (B, T) -> z (B, g, T / g), the latent ``infer`` takes (forward's z)."""
+        return self(mel, audio)[0]
+
     @torch.no_grad()
-    def infer(
-        self,
-        mel: torch.Tensor,
-        sigma: float = 1.0,
-        *,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """mel (B, n_mel, frames) -> audio (B, hop * frames), in the model's dtype: the reference path.
+    def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z: torch.Tensor | None = None,
+              generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The reference path of :meth:`waveglow.models.VocoderModel.infer`: mel (B, n_mel, F) -> (B, hop F).
 
-        Without ``z`` the latent is ``sigma * N(0, 1)`` drawn in float32 (from ``generator`` if
-        given, on the generator's device, so a CPU generator gives the same noise to a model on any
-        device) in the reference's order: the final channels first, then each early block as the
-        reverse pass reaches it. With ``z`` (forward's layout, (B, g, n)) nothing is drawn and the
-        output has g * n samples: ``infer(mel, z=forward(mel, audio)[0])`` returns ``audio``.
-
-        ``lengths`` (B,) gives each sequence's own length in samples (a multiple of n_group) for a
-        batch padded to a common length: each sequence's output up to its length is then what it
-        would be alone (the WN convolutions are masked past each end).
-
-        :class:`waveglow.fast.FastWaveGlow` computes the same function faster, for frozen weights.
+        WaveGlow's latent is forward's z, (B, g, n), drawn in the reference's order: the final
+        channels first, then each early block as the reverse pass reaches it, so
+        ``infer(mel, z=forward(mel, audio)[0])`` returns ``audio``. ``lengths`` are multiples of
+        n_group; the WN convolutions are masked past each end.
+        :class:`~waveglow.models.waveglow.fast.FastWaveGlow` computes the same function faster.
         """
         z, spect_length = self.prepare_latent(mel, sigma, z, generator)
         mask = self.length_mask(lengths, z.size(2)) if lengths is not None else None
@@ -311,7 +306,7 @@ class WaveGlow(nn.Module):
     def reverse_with(self, z: torch.Tensor, coupling, inverse) -> torch.Tensor:
         """The one reverse loop: ``coupling(k, audio_0)`` is WN[k]'s output, ``inverse(k, x)`` W_k^-1 x.
 
-        The fast path (:mod:`waveglow.fast`) runs this same loop with its own operators.
+        The fast path (:mod:`waveglow.models.waveglow.fast`) runs this same loop with its own operators.
         """
         es = self.n_early_size
         audio, early = z[:, self.n_group - self.n_remaining_channels :], z[:, : self.n_group - self.n_remaining_channels]
@@ -370,130 +365,3 @@ def upsampler_problem(kernel: int, stride: int, n_group: int) -> str | None:
     if stride % n_group:
         return f"hop_length {stride} is not a multiple of n_group {n_group}: each mel frame must cover whole groups"
     return None
-
-
-# ------------------------------------------------------------------------------ the family record
-
-
-def _validate(config, source: str) -> None:
-    """WaveGlow's section, and its agreement with data_config: one-line ConfigErrors naming both keys."""
-    from ..config import ConfigError
-
-    wg, wn, d = config.model_config, config.model_config.WN_config, config.data_config
-    positive = {
-        "waveglow_config.n_mel_channels": wg.n_mel_channels,
-        "waveglow_config.n_flows": wg.n_flows,
-        "waveglow_config.n_group": wg.n_group,
-        "waveglow_config.n_early_every": wg.n_early_every,
-        "waveglow_config.WN_config.n_layers": wn.n_layers,
-        "waveglow_config.WN_config.n_channels": wn.n_channels,
-        "waveglow_config.WN_config.kernel_size": wn.kernel_size,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{source}: {key} must be positive, got {value}")
-    if wn.kernel_size % 2 != 1:
-        raise ConfigError(f"{source}: waveglow_config.WN_config.kernel_size must be odd, got {wn.kernel_size}")
-    problem = flow_channels_problem(wg.n_flows, wg.n_group, wg.n_early_every, wg.n_early_size)
-    if problem:
-        raise ConfigError(f"{source}: waveglow_config: {problem}")
-    if d.n_mel_channels != wg.n_mel_channels:
-        raise ConfigError(
-            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from waveglow_config.n_mel_channels "
-            f"{wg.n_mel_channels}: the features must be what the model takes"
-        )
-    if d.hop_length % wg.n_group:
-        raise ConfigError(
-            f"{source}: data_config.hop_length {d.hop_length} is not a multiple of waveglow_config.n_group {wg.n_group}"
-        )
-    if d.filter_length < d.hop_length:
-        raise ConfigError(f"{source}: data_config.filter_length {d.filter_length} is shorter than data_config.hop_length {d.hop_length}")
-    if d.segment_length % wg.n_group:
-        raise ConfigError(
-            f"{source}: data_config.segment_length {d.segment_length} is not a multiple of waveglow_config.n_group {wg.n_group}"
-        )
-
-
-def _build(config) -> WaveGlow:
-    d = config.data_config
-    return WaveGlow(**config.model_config.to_kwargs(), upsample_kernel=d.filter_length, upsample_stride=d.hop_length)
-
-
-def _model_config(model: WaveGlow):
-    from ..config import WaveGlowConfig, WNConfig
-
-    return WaveGlowConfig(
-        n_mel_channels=model.n_mel_channels, n_flows=model.n_flows, n_group=model.n_group,
-        n_early_every=model.n_early_every, n_early_size=model.n_early_size, WN_config=WNConfig(**model.WN_config),
-    )
-
-
-def _loss(train_config):
-    from ..loss import WaveGlowLoss
-
-    return WaveGlowLoss(train_config.sigma)
-
-
-def _features(data_config):
-    from ..audio import MelSpectrogram
-
-    return MelSpectrogram.from_config(data_config)
-
-
-def _training_dataset(files, data_config):
-    from ..data import AudioDataset
-
-    return AudioDataset(files, data_config)
-
-
-def _validation_dataset(files, data_config):
-    from ..data import ValidationDataset
-
-    return ValidationDataset(files, data_config)
-
-
-def _read_foreign(obj, path: str):
-    from ..checkpoint import read_waveglow_foreign
-
-    return read_waveglow_foreign(obj, path)
-
-
-def _infer_config(state_dict, source: str) -> dict:
-    from ..checkpoint import infer_waveglow_config
-
-    return infer_waveglow_config(state_dict, source)
-
-
-def _fast(model: WaveGlow, cache_conditioning: bool):
-    from ..fast import FastWaveGlow
-
-    return FastWaveGlow(model, cache_conditioning)
-
-
-def _family():
-    from ..config import WaveGlowConfig
-    from . import ModelFamily
-
-    return ModelFamily(
-        name="waveglow",
-        title="WaveGlow",
-        section="waveglow_config",
-        config_class=WaveGlowConfig,
-        model_class=WaveGlow,
-        build=_build,
-        loss=_loss,
-        features=_features,
-        training_dataset=_training_dataset,
-        validation_dataset=_validation_dataset,
-        validate=_validate,
-        model_config=_model_config,
-        read_foreign=_read_foreign,
-        infer_config=_infer_config,
-        default_sigma=1.0,  # NVIDIA's inference.py; its paper vocodes at 0.6
-        overlap_frames=32,  # 8192 samples of context each side; see docs on long audio
-        inference_model=_fast,
-        denoiser_applies=True,
-    )
-
-
-FAMILY = _family()

@@ -18,39 +18,28 @@ that prior's standard-normal ``eps``. :meth:`FloWaveNet.encode` returns that lay
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from .._autocast import autocast_off
-from .weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
+from ..._autocast import autocast_off
+from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
+from .config import HOP_LENGTH, FloWaveNetConfig
 
 __all__ = [
-    "FloWaveNetConfig",
     "FloWaveNet",
-    "FloWaveNetLoss",
     "ActNorm",
     "AffineCoupling",
     "WaveNet",
     "ZeroConv1d",
     "WeightNormConvTranspose2d",
     "initialize",
-    "is_flowavenet_state_dict",
-    "infer_flowavenet_config",
-    "read_ksw0306",
-    "build_flowavenet",
-    "load_flowavenet_state_dict",
     "squeeze",
     "unsqueeze",
     "HOP_LENGTH",
     "CHUNK_OVERLAP_FRAMES",
-    "FAMILY",
 ]
 
-HOP_LENGTH = 256  # the upsampler's two transposed convolutions each stretch time by 16
 UPSAMPLE_STRIDE = 16
 ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as in the reference
 UPSAMPLER_REACH = 136  # samples a mel frame's upsampled conditioning reaches beyond its own 256 samples
@@ -61,27 +50,6 @@ UPSAMPLER_REACH = 136  # samples a mel frame's upsampled conditioning reaches be
 # float64 and finds every changed output sample inside the computed reach (a 3-block model
 # reaching 216 samples changed -63..+83 samples around a latent sample).
 CHUNK_OVERLAP_FRAMES = 49
-
-
-@dataclass
-class FloWaveNetConfig:
-    """The ``flowavenet_config`` section; the field names are ksw0306's constructor arguments.
-
-    ``n_channels`` (the WaveNets' width, 256 in the reference) is ours: the default keeps the
-    reference's keys and shapes.
-    """
-
-    in_channel: int = 1
-    cin_channel: int = 80
-    n_block: int = 8
-    n_flow: int = 6
-    n_layer: int = 2
-    block_per_split: int = 4
-    affine: bool = True
-    n_channels: int = 256
-
-    def to_kwargs(self) -> dict:
-        return asdict(self)
 
 
 # ------------------------------------------------------------------------------ building blocks
@@ -456,16 +424,12 @@ class FloWaveNet(nn.Module):
         log_p = log_p + (-0.5 * (math.log(2 * math.pi) + _at_least_float32(x)[0] ** 2)).sum()
         return log_p, logdet, x, eps_list
 
-    @torch.no_grad()
     def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """mel (B, n_mel, F), audio (B, 256 F) -> z (B, 1, 256 F) in ``reverse``'s layout, at least float32.
 
         The split-off halves are standardised by their priors (the eps ``reverse`` expects).
+        Differentiable in the audio (wrap it in ``torch.no_grad()`` when only z is wanted).
         """
-        return self._latent(mel, audio)
-
-    def _latent(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """:meth:`encode` with autograd on (differentiable in the audio)."""
         _, _, x, eps_list = self._encode(mel, audio)
         (x,) = _at_least_float32(x)
         for block in reversed(self.blocks):
@@ -504,24 +468,13 @@ class FloWaveNet(nn.Module):
         return x
 
     @torch.no_grad()
-    def infer(
-        self,
-        mel: torch.Tensor,
-        sigma: float = 0.8,
-        *,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """mel (B, n_mel, F) -> audio (B, 256 F), in the model's dtype.
+    def infer(self, mel: torch.Tensor, sigma: float = 0.8, *, z: torch.Tensor | None = None,
+              generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`waveglow.models.VocoderModel.infer` for FloWaveNet: mel (B, n_mel, F) -> (B, 256 F).
 
-        Without ``z`` the latent is ``sigma * N(0, 1)`` of shape (B, 1, 256 F), drawn in float32 (from
-        ``generator`` if given, on the generator's device). With ``z`` ((B, 1, T) or (B, T), the
-        reference's ``reverse`` layout) nothing is drawn and the output is ``reverse(z, mel)``.
-
-        ``lengths`` (B,) gives each item's own length in samples (a multiple of 256) for a batch
-        padded to a common length: each item then runs alone on its own frames, so its output
-        up to its length is what it would be unbatched; the rest is zero.
+        The latent is (B, 1, 256 F) (or (B, 256 F)), the reference's ``reverse`` layout, as
+        :meth:`encode` returns it. ``lengths`` are multiples of 256; each item of a padded batch
+        runs alone on its own frames, and its output past its length is zero.
         """
         return self._infer(mel, sigma, z=z, generator=generator, lengths=lengths)
 
@@ -574,14 +527,6 @@ def _mark_initialized(module: FloWaveNet, incompatible_keys) -> None:
         module.initialized = True
 
 
-class FloWaveNetLoss(nn.Module):
-    """Negative log-likelihood per sample, -(log_p + logdet), in float32 (it includes the Gaussian constant)."""
-
-    def forward(self, model_output: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        log_p, logdet = model_output
-        return -(log_p.float() + logdet.float())
-
-
 @torch.no_grad()
 def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool:
     """ActNorm's data-dependent initialisation from one batch, once; -> whether it ran now.
@@ -601,231 +546,3 @@ def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool
                 torch.distributed.broadcast(module.scale.data, src=0)
     model.initialized = True
     return True
-
-
-# -------------------------------------------------------------------------------- checkpoints
-# ksw0306's train.py saves torch.save({"state_dict", "optimizer", "scheduler", "global_step",
-# "global_epoch"}), with a "module." prefix on every key under DataParallel, and no config: the
-# architecture is read back from the tensors' shapes.
-
-def _checkpoint_error_class() -> type:
-    from ..checkpoint import CheckpointError  # lazily: checkpoint I/O looks families up at run time
-
-    return CheckpointError
-
-
-def _checkpoint_error(message: str) -> Exception:
-    return _checkpoint_error_class()(message)
-
-
-KSW0306_KEYS = frozenset({"state_dict", "optimizer", "scheduler", "global_step", "global_epoch"})
-_MARKER = "blocks.0.flows.0.actnorm.loc"
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def _strip_wrappers(key: str) -> str:
-    while key.startswith(_WRAPPER_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
-
-
-def is_flowavenet_state_dict(mapping: Any) -> bool:
-    """Whether ``mapping`` is a FloWaveNet state dict (tensor values, ksw0306's keys, any wrapper prefix)."""
-    if not isinstance(mapping, Mapping) or not mapping:
-        return False
-    keys = [k for k in mapping if isinstance(k, str)]
-    return len(keys) == len(mapping) and any(_strip_wrappers(k) == _MARKER for k in keys) and all(
-        isinstance(v, torch.Tensor) for v in mapping.values()
-    )
-
-
-def _indices(state_dict: Mapping, prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state_dict for m in [pattern.match(k)] if m})
-
-
-def _tensor(state_dict: Mapping, source: str, *keys: str) -> torch.Tensor:
-    """The first of ``keys`` present (weight-normed or plain variants); CheckpointError naming the first."""
-    for key in keys:
-        if key in state_dict:
-            return state_dict[key]
-    raise _checkpoint_error(f"{source}: not a FloWaveNet state dict (missing {keys[0]})")
-
-
-def infer_flowavenet_config(state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>") -> FloWaveNetConfig:
-    """The architecture a (prefix-free) FloWaveNet state dict was built with, from its tensors' shapes."""
-    blocks = _indices(state_dict, "blocks.")
-    if not blocks:
-        raise _checkpoint_error(f"{source}: not a FloWaveNet state dict (missing {_MARKER})")
-    if blocks != list(range(len(blocks))):
-        raise _checkpoint_error(f"{source}: FloWaveNet blocks {blocks} are not numbered 0..{len(blocks) - 1}")
-    net = "blocks.0.flows.0.coupling.net."
-    loc = _tensor(state_dict, source, _MARKER)
-    cond = _tensor(state_dict, source, net + "res_blocks.0.filter_conv_c.weight_v", net + "res_blocks.0.filter_conv_c.weight")
-    front = _tensor(state_dict, source, net + "front_conv.0.conv.weight_v", net + "front_conv.0.conv.weight")
-    final = _tensor(state_dict, source, net + "final_conv.3.conv.weight")
-    splits = [i for i in blocks if f"blocks.{i}.prior.front_conv.0.conv.bias" in state_dict]
-    return FloWaveNetConfig(
-        in_channel=loc.size(1) // 2,
-        cin_channel=cond.size(1),
-        n_block=len(blocks),
-        n_flow=len(_indices(state_dict, "blocks.0.flows.")),
-        n_layer=len(_indices(state_dict, net + "res_blocks.")),
-        block_per_split=splits[0] + 1 if splits else len(blocks),
-        affine=final.size(0) == loc.size(1),
-        n_channels=front.size(0),
-    )
-
-
-def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveNetConfig, int]:
-    """A loaded ksw0306 checkpoint (or bare FloWaveNet state dict) -> (state dict, config, iteration).
-
-    The state dict comes back without DataParallel's ``module.`` prefix; the config is inferred
-    from its shapes; the iteration is ``global_step`` (0 for a bare state dict).
-    """
-    if isinstance(obj, Mapping) and "state_dict" in obj and set(obj) <= KSW0306_KEYS:
-        state_dict, iteration = obj["state_dict"], obj.get("global_step", 0)
-    else:
-        state_dict, iteration = obj, 0
-    if not is_flowavenet_state_dict(state_dict):
-        raise _checkpoint_error(f"{path}: not a FloWaveNet checkpoint (no {_MARKER} among its tensors)")
-    if not isinstance(iteration, int):
-        raise _checkpoint_error(f"{path}: global_step is {type(iteration).__name__}, not an integer")
-    state_dict = {_strip_wrappers(k): v for k, v in state_dict.items()}
-    return state_dict, infer_flowavenet_config(state_dict, path), iteration
-
-
-def load_flowavenet_state_dict(model: FloWaveNet, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(strict=True)``, with a one-line CheckpointError naming the first mismatch
-    (the shared check of :func:`waveglow.checkpoint.load_state_dict_checked`)."""
-    from ..checkpoint import load_state_dict_checked
-
-    load_state_dict_checked(model, state_dict, source)
-
-
-def build_flowavenet(
-    state_dict: Mapping[str, torch.Tensor], source: str, config: FloWaveNetConfig | None = None
-) -> FloWaveNet:
-    """A FloWaveNet of ``config`` (inferred from the tensors when None) holding ``state_dict``, checked."""
-    config = config if config is not None else infer_flowavenet_config(state_dict, source)
-    try:
-        model = FloWaveNet(**config.to_kwargs())
-    except (TypeError, ValueError) as e:
-        raise _checkpoint_error(f"{source}: cannot build FloWaveNet from its config: {e}") from None
-    load_flowavenet_state_dict(model, state_dict, source)
-    return model
-
-
-# ------------------------------------------------------------------------------ the family
-
-
-def _validate(config, source: str) -> None:
-    from ..config import ConfigError
-
-    m, d = config.model_config, config.data_config
-    sizes = {f.name: getattr(m, f.name) for f in fields(m) if f.name != "affine"}
-    for key, value in sizes.items():
-        if value <= 0:
-            raise ConfigError(f"{source}: flowavenet_config.{key} must be positive, got {value}")
-    if d.hop_length != HOP_LENGTH:
-        raise ConfigError(f"{source}: data_config.hop_length must be {HOP_LENGTH} for FloWaveNet (its upsampler is fixed), got {d.hop_length}")
-    if d.n_mel_channels != m.cin_channel:
-        raise ConfigError(
-            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from flowavenet_config.cin_channel "
-            f"{m.cin_channel}: the features must be what the model takes"
-        )
-    if m.in_channel != 1:
-        raise ConfigError(f"{source}: flowavenet_config.in_channel must be 1 (mono audio), got {m.in_channel}")
-    frames = d.segment_length // HOP_LENGTH
-    if frames < 1 or (frames * HOP_LENGTH) % 2**m.n_block:
-        raise ConfigError(
-            f"{source}: data_config.segment_length {d.segment_length} gives {frames} frames; FloWaveNet needs at least "
-            f"one, and frames * 256 a multiple of 2 ** n_block = {2 ** m.n_block}"
-        )
-
-
-def _build(config) -> FloWaveNet:
-    return FloWaveNet(**config.model_config.to_kwargs())
-
-
-def _features(data_config):
-    from ..audio import FloWaveNetMelSpectrogram
-
-    return FloWaveNetMelSpectrogram.from_config(data_config)
-
-
-def _training_dataset(files, data_config):
-    from ..data import FrameAlignedDataset
-
-    return FrameAlignedDataset(files, data_config)
-
-
-def _validation_dataset(files, data_config):
-    from ..data import FrameAlignedValidationDataset
-
-    return FrameAlignedValidationDataset(files, data_config)
-
-
-def _read_foreign(obj: Any, path: str):
-    """A ksw0306 file or a bare FloWaveNet state dict -> Checkpoint; None for anything else."""
-    from ..checkpoint import Checkpoint
-
-    candidate = obj.get("state_dict") if isinstance(obj, Mapping) and set(obj) <= KSW0306_KEYS else obj
-    if not is_flowavenet_state_dict(candidate):
-        return None
-    state_dict, config, iteration = read_ksw0306(obj, path)
-    kind = "ksw0306" if candidate is not obj else "state_dict"
-    return Checkpoint(path=path, kind=kind, model_config=config.to_kwargs(), state_dict=state_dict, iteration=iteration,
-                      family="flowavenet", data_config=dict(DATA_DEFAULTS))
-
-
-def _checkpoint_extra(model: FloWaveNet) -> dict:
-    return {"actnorm_initialized": bool(model.initialized)}
-
-
-def _restore_extra(model: FloWaveNet, checkpoint) -> None:
-    """Our checkpoints record whether ActNorm was initialised; any other loaded weights count as initialised."""
-    model.initialized = bool(checkpoint.extra.get("actnorm_initialized", True))
-
-
-def _inference_model(model: FloWaveNet, cache_conditioning: bool):
-    from .flowavenet_fast import FastFloWaveNet
-
-    return FastFloWaveNet(model, cache_conditioning)
-
-
-# data_config of files that carry none (ksw0306's): its preprocessing and crops
-DATA_DEFAULTS = {"mel_fmin": 125.0, "mel_fmax": 7600.0, "segment_length": 15872}
-
-
-def _family():
-    from . import ModelFamily
-
-    return ModelFamily(
-        name="flowavenet",
-        title="FloWaveNet",
-        section="flowavenet_config",
-        config_class=FloWaveNetConfig,
-        model_class=FloWaveNet,
-        build=_build,
-        loss=lambda train_config: FloWaveNetLoss(),
-        features=_features,
-        training_dataset=_training_dataset,
-        validation_dataset=_validation_dataset,
-        validate=_validate,
-        model_config=lambda model: model.config,
-        read_foreign=_read_foreign,
-        infer_config=lambda state_dict, source: infer_flowavenet_config(state_dict, source).to_kwargs(),
-        default_sigma=0.8,  # ksw0306's synthesize.py temperature
-        overlap_frames=CHUNK_OVERLAP_FRAMES,
-        initialize=initialize,
-        inference_model=_inference_model,
-        denoiser_applies=True,  # see docs/flowavenet.md: the sigma-0 bias repeats every 256 samples
-        data_defaults=DATA_DEFAULTS,
-        checkpoint_extra=_checkpoint_extra,
-        restore_extra=_restore_extra,
-        silence_feature=0.0,  # clip((20 log10(1e-4) - 20 + 100) / 100, 0, 1)
-    )
-
-
-FAMILY = _family()

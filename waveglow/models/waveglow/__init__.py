@@ -1,0 +1,22 @@
+"""WaveGlow (Prenger, Valle and Catanzaro, arXiv 1811.00002), NVIDIA's reference made a family.
+
+``model.py`` the model, ``config.py`` its ``waveglow_config`` section, ``loss.py`` the objective,
+``readers.py`` NVIDIA's and DeepLearningExamples' files, ``fast.py`` the exact fast inference
+path, ``family.py`` the registry record.
+"""
+
+from .config import WaveGlowConfig, WNConfig
+from .family import FAMILY
+from .fast import FastWaveGlow
+from .loss import WaveGlowLoss
+from .model import (
+    UPSAMPLE_KERNEL, UPSAMPLE_STRIDE, WN, Invertible1x1Conv, WaveGlow, WeightNormConv1d, affine_coupling,
+    affine_coupling_inverse, fold, gated_activation, unfold,
+)
+from .readers import convert_state_dict, infer_waveglow_config
+
+__all__ = [
+    "WaveGlow", "WaveGlowConfig", "WNConfig", "WaveGlowLoss", "FastWaveGlow", "FAMILY", "WN", "Invertible1x1Conv",
+    "WeightNormConv1d", "UPSAMPLE_KERNEL", "UPSAMPLE_STRIDE", "affine_coupling", "affine_coupling_inverse", "fold",
+    "gated_activation", "unfold", "convert_state_dict", "infer_waveglow_config",
+]
