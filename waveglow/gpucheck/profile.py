@@ -57,7 +57,7 @@ def gpu_profile() -> Profile:
         share_s={"environment": 15, "cuda_tests": 75, "benchmarks": 150, "distributed": 60, "limits": 10},
         minimum_s={"environment": 2, "cuda_tests": 20, "benchmarks": 30, "distributed": 20, "voice": 60, "limits": 2},
         bench_config="configs/config.json", bench_lengths=[1.0, 10.0], bench_batches=[1, 8],
-        bench_precisions=["fp32", "fp16", "bf16"], bench_modes=["plain", "fast", "cudagraph"],
+        bench_precisions=["fp16", "fp32", "bf16"], bench_modes=["plain", "fast", "cudagraph"],
         train_batch=12, train_segment=16000, flowavenet_config="configs/flowavenet.json",
         voice_candidates={  # float16 sizes: 14.0, 14.1 and 14.4 MiB
             "demo": _arch(4, 4, 32, 2),      # configs/demo.json's: few flows, wide enough

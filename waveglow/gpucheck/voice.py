@@ -221,7 +221,7 @@ def train_until(check: Check, chosen: Candidate, out_path: str, stop_at: float) 
 
 def save_voice(path: str, candidate: Candidate) -> None:
     """The weights alone (no optimizer), float16 when float32 would pass the size limit."""
-    model = copy.deepcopy(candidate.trainer.model).float()
+    model = copy.deepcopy(candidate.trainer.model).float().cpu()
     if sum(p.numel() * 4 for p in model.state_dict().values()) > MAX_CHECKPOINT_BYTES - 2**20:
         model = model.half()
     config = candidate.config.to_dict()
