@@ -4,7 +4,8 @@
 
 train.py joins a process group only with more than one process, so on a one-GPU machine this is
 what runs NCCL: an all-reduce, and one backward pass of a small WaveGlow wrapped in DDP (its
-gradient buckets all-reduced), compared with the same step without DDP. Prints one JSON line.
+gradient buckets all-reduced), compared with the same step without DDP (every rank draws the same
+batch, so the averaged gradients equal the plain ones). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda", local_rank) if args.backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     dist.init_process_group(args.backend, rank=rank, world_size=world)
     try:
         value = torch.full((4,), float(rank + 1), device=device)
@@ -45,14 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         loss_fn = WaveGlowLoss(1.0)
         loss_fn(ddp(mel, audio)).backward()
         loss_fn(reference(mel, audio)).backward()
-        difference = max((a.grad - b.grad).abs().max().item() for a, b in zip(model.parameters(), reference.parameters()))
+        difference = max(((a.grad - b.grad).abs().max() / b.grad.abs().max().clamp_min(1e-12)).item()
+                         for a, b in zip(model.parameters(), reference.parameters()))  # relative, per tensor
         result = {"rank": rank, "world_size": world, "backend": dist.get_backend(), "device": str(device),
                   "all_reduce": value[0].item(), "all_reduce_expected": world * (world + 1) / 2,
-                  "ddp_grad_max_abs_diff": difference}
+                  "ddp_grad_max_rel_diff": difference}
         if device.type == "cuda":
             result["nccl_version"] = ".".join(map(str, torch.cuda.nccl.version()))
         print("DDP_PROBE " + json.dumps(result), flush=True)
-        ok = result["all_reduce"] == result["all_reduce_expected"] and difference <= 1e-4 * world
+        ok = result["all_reduce"] == result["all_reduce_expected"] and difference <= 1e-3
     finally:
         dist.destroy_process_group()
     return 0 if ok else 1

@@ -72,7 +72,7 @@ def rehearsal_profile() -> Profile:
     tiny = ["waveglow_config.WN_config.n_layers=2", "waveglow_config.WN_config.n_channels=8"]
     return Profile(
         name="cpu-rehearsal", device="cpu", default_budget_s=150,
-        share_s={"environment": 5, "cuda_tests": 15, "benchmarks": 25, "distributed": 40, "limits": 5},
+        share_s={"environment": 5, "cuda_tests": 15, "benchmarks": 25, "distributed": 50, "limits": 5},
         minimum_s={"environment": 1, "cuda_tests": 3, "benchmarks": 3, "distributed": 5, "voice": 6, "limits": 1},
         bench_config="configs/tiny.json", bench_lengths=[0.1], bench_batches=[1],
         bench_precisions=["fp32", "bf16"], bench_modes=["plain", "fast", "cudagraph"],

@@ -254,10 +254,9 @@ def distributed(check: Check, deadline: float) -> dict:
             *[f"waveglow_config.{k}={json.dumps(v)}" for k, v in arch.items()]]).to_dict(), f, indent=2)
     launch = [sys.executable, "-m", "waveglow.cli.distributed", "-c", config, "--nproc", "1"]
     result = {"backend": backend, "steps": steps}
-    # each launch may take most of what is left, keeping a share for the ones after it
-    result["first_exit"] = check.log.run(launch, 0.45 * (deadline - time.monotonic()), env=child_env(), cwd=REPO)
+    result["first_exit"] = check.log.run(launch, _launch_timeout(deadline, 3), env=child_env(), cwd=REPO)
     resume = [*launch, "-a", f"--resume --set train_config.max_iterations={2 * steps}"]
-    result["resume_exit"] = check.log.run(resume, 0.6 * (deadline - time.monotonic()), env=child_env(), cwd=REPO)
+    result["resume_exit"] = check.log.run(resume, _launch_timeout(deadline, 2), env=child_env(), cwd=REPO)
     first, second = (os.path.join(folder, "run", f"waveglow_{n}") for n in (steps, 2 * steps))
     result["checkpoints"] = [os.path.basename(c) for c in (first, second) if os.path.exists(c)]
     if os.path.exists(second):
@@ -273,6 +272,13 @@ def distributed(check: Check, deadline: float) -> dict:
         return {**result, "status": "failed", "error": "a launch failed or the resume did not reach "
                 f"iteration {2 * steps} (first {result['first_exit']}, resume {result['resume_exit']}, probe {code})"}
     return result
+
+
+def _launch_timeout(deadline: float, launches_left: int) -> float:
+    """Half as much again as an equal share of what is left: launches take about the same time, and
+    one that runs long should not starve the ones after it."""
+    left = deadline - time.monotonic()
+    return min(left, 1.5 * left / launches_left)
 
 
 # ----------------------------------------------------------------------------- limits

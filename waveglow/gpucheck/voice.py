@@ -33,6 +33,7 @@ from .run import Check
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOICE_FILE = "waveglow_voice.pt"
 SATURATED = 0.85  # a batch reaches the GPU's throughput when its samples/s is this share of the best
+MAX_NONFINITE_RUN = 20  # non-finite losses in a row that stop training
 
 
 def _demo_script():
@@ -84,6 +85,7 @@ class Candidate:
         self.trainer.setup()
         self.trainer.model.train()
         self.batch, self.losses, self.seconds, self.skipped, self.samples = config.train_config.batch_size, [], 0.0, 0, 0
+        self.nonfinite_run = 0  # non-finite losses in a row
 
     def step(self, batch: int | None = None) -> float:
         """One optimizer step; returns its synchronised wall time."""
@@ -99,9 +101,10 @@ class Candidate:
         self.seconds += elapsed
         self.samples += audio.numel()
         if grad_norm is None:
-            self.skipped += 1
+            self.skipped, self.nonfinite_run = self.skipped + 1, self.nonfinite_run + 1
         else:
             self.losses.append(loss)
+            self.nonfinite_run = 0
         return elapsed
 
     def parameters(self) -> int:
@@ -186,9 +189,14 @@ def train_voice(check: Check, deadline: float) -> dict:
                   start_iteration=read_checkpoint(shipped).iteration if shipped else 0)
     print(f"training {chosen.name} at batch {chosen.batch} until {deadline - reserve - time.monotonic():.0f} s from now")
     result.update(train_until(check, chosen, out_path, deadline - reserve))
+    if not os.path.exists(out_path):
+        return {**result, "status": "failed", "error": "training diverged before the first checkpoint"}
     result.update(verify_voice(out_path))
     if result["checkpoint_bytes"] > MAX_CHECKPOINT_BYTES:
         return {**result, "status": "failed", "error": f"{VOICE_FILE} is {result['checkpoint_bytes'] / 2**20:.1f} MiB, over 15"}
+    if not result["vocodes"] or result["diverged"]:
+        return {**result, "status": "failed", "error": "training diverged (non-finite losses)" if result["diverged"]
+                else "the written voice does not vocode a held-out clip to finite audio of its length"}
     return result
 
 
@@ -197,8 +205,13 @@ def train_until(check: Check, chosen: Candidate, out_path: str, stop_at: float) 
     every = check.profile.voice_checkpoint_every_s
     first_iteration, steps_before, seconds_before = chosen.trainer.iteration, len(chosen.losses), chosen.seconds
     samples_before, started, last_save, saves, curve = chosen.samples, time.monotonic(), time.monotonic(), 0, []
+    diverged = False
     while True:  # one step at least, so a sweep that ate the time still leaves this path run
         chosen.step()
+        if chosen.nonfinite_run >= MAX_NONFINITE_RUN:  # diverged: keep the last good voice, write no other
+            diverged = True
+            print(f"{chosen.nonfinite_run} non-finite losses in a row at iteration {chosen.trainer.iteration}: stopping")
+            break
         if chosen.losses and (not curve or time.monotonic() - curve[-1][0] - started >= every / 6):
             curve.append((round(time.monotonic() - started, 1), chosen.trainer.iteration, round(chosen.losses[-1], 4)))
         if time.monotonic() - last_save >= every:
@@ -208,11 +221,14 @@ def train_until(check: Check, chosen: Candidate, out_path: str, stop_at: float) 
             check.write_summary()
         if time.monotonic() >= stop_at:
             break
-    save_voice(out_path, chosen)
+    if not diverged:
+        save_voice(out_path, chosen)
+        saves += 1
     losses = chosen.losses[steps_before:]
     seconds = chosen.seconds - seconds_before
     return {"iterations": chosen.trainer.iteration - first_iteration, "end_iteration": chosen.trainer.iteration,
-            "train_s": round(time.monotonic() - started, 1), "saves": saves + 1, "skipped_steps": chosen.skipped,
+            "train_s": round(time.monotonic() - started, 1), "saves": saves, "diverged": diverged,
+            "skipped_steps": chosen.skipped,
             "samples_per_s": round((chosen.samples - samples_before) / seconds) if seconds else None,
             "loss_first": round(losses[0], 4) if losses else None,
             "loss_last": round(statistics.mean(losses[-max(1, len(losses) // 10):]), 4) if losses else None,
