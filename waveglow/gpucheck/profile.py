@@ -44,6 +44,8 @@ class Profile:
     voice_trial_s: float = 15.0  # training time per candidate in the architecture sweep
     voice_checkpoint_every_s: float = 60.0
     voice_learning_rate: float = 1e-3
+    voice_warmup_steps: int = 200  # learning-rate warm-up when resuming the shipped voice with a fresh Adam
+    voice_train_cap_s: float | None = None  # None: train until the budget ends (the GPU); else at most this long
 
 
 def _arch(flows: int, layers: int, channels: int, early_every: int) -> dict:
@@ -83,5 +85,6 @@ def rehearsal_profile() -> Profile:
                               "data_config.segment_length=2048"],
         repeats=1, dist_backend="gloo", dist_steps=2,
         voice_candidates={"tiny-a": _arch(2, 2, 8, 1), "tiny-b": _arch(2, 1, 12, 1)},
-        voice_batches=[1, 2], voice_segment=2048, voice_trial_s=1.0, voice_checkpoint_every_s=8.0,
+        voice_batches=[1, 2], voice_segment=2048, voice_trial_s=1.0, voice_checkpoint_every_s=3.0,
+        voice_train_cap_s=6.0,
     )

@@ -79,8 +79,9 @@ class Batches:
 class Candidate:
     """One architecture in training: its Trainer, its steps' losses and times."""
 
-    def __init__(self, name: str, config: Config, batches: Batches) -> None:
+    def __init__(self, name: str, config: Config, batches: Batches, warmup_steps: int = 0) -> None:
         self.name, self.config, self.batches = name, config, batches
+        self.learning_rate, self.warmup_steps = config.train_config.learning_rate, warmup_steps
         self.trainer = Trainer(config, log=print)
         self.trainer.setup()
         self.trainer.model.train()
@@ -91,6 +92,9 @@ class Candidate:
         """One optimizer step; returns its synchronised wall time."""
         batch = batch or self.batch
         device = self.trainer.device
+        if self.warmup_steps:  # a resumed voice meets a fresh Adam: its first steps would jolt the weights
+            done = len(self.losses) + self.skipped
+            self.config.train_config.learning_rate = self.learning_rate * min(1.0, (done + 1) / self.warmup_steps)
         _sync(device)
         started = time.perf_counter()
         mel, audio = self.batches.draw(batch)
@@ -152,6 +156,7 @@ def choose_batch(candidate: Candidate, batches: list[int], steps: int, stop_at: 
 
 
 def train_voice(check: Check, deadline: float) -> dict:
+    """The voice stage: sweep (or take the shipped voice's architecture), train until the deadline, verify."""
     p, out_path = check.profile, check.path(VOICE_FILE)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -160,35 +165,21 @@ def train_voice(check: Check, deadline: float) -> dict:
     shipped = os.path.join(REPO, check.args.voice_checkpoint)
     shipped = shipped if os.path.isfile(shipped) else None
     clips = [load_audio(c, 22050) for c in training_clips()]
-    reserve = 12.0 if device.type == "cuda" else 3.0  # the last save and its check
-    sweep_steps = 5 if device.type == "cuda" else 1
-    arches = {"shipped": None} if shipped else p.voice_candidates
+    stop_at = deadline - (12.0 if device.type == "cuda" else 3.0)  # time for the last save and its check
     result = {"resumed_from": os.path.relpath(shipped, REPO) if shipped else None, "device": str(device),
-              "training_clips": len(clips), "segment_length": p.voice_segment, "sweep": {}}
-    candidates = []
-    for name, arch in arches.items():
-        config = voice_config(check, shipped, arch, p.voice_batches[0], name)
-        candidate = Candidate(name, config, Batches(clips, config, device, seed=len(candidates)))
-        started = time.monotonic()
-        rows = choose_batch(candidate, p.voice_batches, sweep_steps, deadline - reserve)
-        while len(arches) > 1 and time.monotonic() - started < p.voice_trial_s and time.monotonic() < deadline - reserve:
-            candidate.step()
-        tail = candidate.losses[-max(1, len(candidate.losses) // 3):]
-        result["sweep"][name] = {"architecture": arch or config.to_dict()["waveglow_config"], "parameters": candidate.parameters(),
-                                 "batch_samples_per_s": rows, "batch": candidate.batch, "steps": len(candidate.losses),
-                                 "trial_s": round(time.monotonic() - started, 1),
-                                 "final_loss": round(statistics.mean(tail), 4) if tail else None}
-        print(f"candidate {name}: {json.dumps(result['sweep'][name])}")
-        candidates.append(candidate)
+              "training_clips": len(clips), "segment_length": p.voice_segment}
+    candidates, result["sweep"] = sweep(check, clips, shipped, device, stop_at)
     scored = [c for c in candidates if c.losses]
     if not scored:
         return {**result, "status": "failed", "error": "no finite training loss in the sweep"}
     chosen = min(scored, key=lambda c: result["sweep"][c.name]["final_loss"])
-    del candidates
+    del candidates, scored
     result.update(chosen=chosen.name, batch=chosen.batch, parameters=chosen.parameters(),
                   start_iteration=read_checkpoint(shipped).iteration if shipped else 0)
-    print(f"training {chosen.name} at batch {chosen.batch} until {deadline - reserve - time.monotonic():.0f} s from now")
-    result.update(train_until(check, chosen, out_path, deadline - reserve))
+    if p.voice_train_cap_s is not None:  # the rehearsal: train briefly, then let the run end
+        stop_at = min(stop_at, time.monotonic() + p.voice_train_cap_s)
+    print(f"training {chosen.name} at batch {chosen.batch} until {stop_at - time.monotonic():.0f} s from now")
+    result.update(train_until(check, chosen, out_path, stop_at))
     if not os.path.exists(out_path):
         return {**result, "status": "failed", "error": "training diverged before the first checkpoint"}
     result.update(verify_voice(out_path))
@@ -198,6 +189,32 @@ def train_voice(check: Check, deadline: float) -> dict:
         return {**result, "status": "failed", "error": "training diverged (non-finite losses)" if result["diverged"]
                 else "the written voice does not vocode a held-out clip to finite audio of its length"}
     return result
+
+
+def sweep(check: Check, clips: list[torch.Tensor], shipped: str | None, device: torch.device,
+          stop_at: float) -> tuple[list[Candidate], dict]:
+    """Each candidate (the shipped voice alone, else the profile's architectures): its batch chosen,
+    then, when there are several, trained for ``voice_trial_s`` of wall clock from the same start.
+    Returns (the candidates, what the summary records of each)."""
+    p = check.profile
+    arches = {"shipped": None} if shipped else p.voice_candidates
+    candidates, records = [], {}
+    for name, arch in arches.items():
+        config = voice_config(check, shipped, arch, p.voice_batches[0], name)
+        candidate = Candidate(name, config, Batches(clips, config, device, seed=len(candidates)),
+                              warmup_steps=p.voice_warmup_steps if shipped else 0)
+        started = time.monotonic()
+        rows = choose_batch(candidate, p.voice_batches, 5 if device.type == "cuda" else 1, stop_at)
+        while len(arches) > 1 and time.monotonic() - started < p.voice_trial_s and time.monotonic() < stop_at:
+            candidate.step()
+        tail = candidate.losses[-max(1, len(candidate.losses) // 3):]
+        records[name] = {"architecture": arch or config.to_dict()["waveglow_config"], "parameters": candidate.parameters(),
+                         "batch_samples_per_s": rows, "batch": candidate.batch, "steps": len(candidate.losses),
+                         "trial_s": round(time.monotonic() - started, 1),
+                         "final_loss": round(statistics.mean(tail), 4) if tail else None}
+        print(f"candidate {name}: {json.dumps(records[name])}")
+        candidates.append(candidate)
+    return candidates, records
 
 
 def train_until(check: Check, chosen: Candidate, out_path: str, stop_at: float) -> dict:
@@ -241,7 +258,8 @@ def save_voice(path: str, candidate: Candidate) -> None:
     if sum(p.numel() * 4 for p in model.state_dict().values()) > MAX_CHECKPOINT_BYTES - 2**20:
         model = model.half()
     config = candidate.config.to_dict()
-    config["train_config"].update(output_directory="demo_output/checkpoints", checkpoint_path="", batch_size=candidate.batch)
+    config["train_config"].update(output_directory="demo_output/checkpoints", checkpoint_path="", batch_size=candidate.batch,
+                                  learning_rate=candidate.learning_rate)
     config["data_config"].update(training_files="demo_output/train_files.txt")
     save_checkpoint(path, model, config, iteration=candidate.trainer.iteration)
 
