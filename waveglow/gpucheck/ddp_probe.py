@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                   "all_reduce": value[0].item(), "all_reduce_expected": world * (world + 1) / 2,
                   "ddp_grad_max_rel_diff": difference}
         if device.type == "cuda":
-            result["nccl_version"] = ".".join(map(str, torch.cuda.nccl.version()))
+            version = torch.cuda.nccl.version()
+            result["nccl_version"] = ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
         print("DDP_PROBE " + json.dumps(result), flush=True)
         ok = result["all_reduce"] == result["all_reduce_expected"] and difference <= 1e-3
     finally:

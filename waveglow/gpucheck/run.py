@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     check = Check(out=out, work=work, profile=profile, clock=Clock(budget), log=Log(os.path.join(out, LOG)), args=args)
     check.summary = {
         "meta": {"mode": profile.name, "budget_s": budget, "started": datetime.datetime.now(datetime.timezone.utc)
-                 .isoformat(timespec="seconds"), "out": os.path.abspath(out), "work": work, "argv": sys.argv[1:]},
+                 .isoformat(timespec="seconds"), "out": os.path.abspath(out), "work": work, "arguments": vars(args)},
         "stages": {name: {"status": "not reached"} for name in STAGES},
     }
     check.log(f"GPU check ({profile.name}), budget {budget:.0f} s, output {out}, scratch {work}")

@@ -6,6 +6,7 @@ did not simply succeed, a ``status`` ("skipped", "failed") with a ``reason``.
 
 from __future__ import annotations
 
+import gc
 import glob
 import importlib.util
 import json
@@ -46,7 +47,7 @@ def environment(check: Check, deadline: float) -> dict:
         props = torch.cuda.get_device_properties(0)
         facts.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                      multiprocessors=props.multi_processor_count, capability=f"{props.major}.{props.minor}",
-                     cudnn=torch.backends.cudnn.version(), nccl=".".join(map(str, torch.cuda.nccl.version())))
+                     cudnn=torch.backends.cudnn.version(), nccl=version_string(torch.cuda.nccl.version()))
     facts["driver"] = _nvidia_smi("driver_version")
     if facts["driver"] is None and not torch.cuda.is_available():
         facts["driver"] = "none (no CUDA)"
@@ -54,6 +55,11 @@ def environment(check: Check, deadline: float) -> dict:
     for key, value in facts.items():
         print(f"{key}: {value}")
     return {}
+
+
+def version_string(version) -> str:
+    """``(2, 27, 3)`` -> ``"2.27.3"``; an int or a string as it is (torch has returned each)."""
+    return ".".join(map(str, version)) if isinstance(version, (tuple, list)) else str(version)
 
 
 def _cpu_name() -> str:
@@ -186,6 +192,9 @@ def benchmarks(check: Check, deadline: float) -> dict:
             markdown += [f"## {name}", "", f"`waveglow-benchmark {' '.join(_relative(a) for a in argv)}`", "", f.read()]
         done.append(name)
         _write_pair(check, "benchmarks", merged, markdown)
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()  # hand the benchmarks' cached blocks back before torchrun's processes start
     failed = [n for n, s in merged["sections"].items() if "error" in s]
     result = {"sections_done": done, "sections_skipped": skipped, "sections_failed": failed,
               "headline": headline_figures(merged)}
