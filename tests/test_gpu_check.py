@@ -113,3 +113,20 @@ def test_output_limits_name_each_problem(tmp_path):
     for expected in ("deep.txt: more than 2 folders deep", "bad name.txt: a name outside", "big.bin: 16.0 MiB",
                      "11 files in the output folder"):
         assert expected in problems
+
+
+def test_tree_size_without_git_leaves_out_what_is_never_sent(tmp_path, monkeypatch):
+    from waveglow.gpucheck import limits
+
+    monkeypatch.setattr(limits, "_git_files", lambda repo: None)  # as on the GPU machine: a copy, no .git
+    (tmp_path / "waveglow").mkdir()
+    (tmp_path / "waveglow" / "a.py").write_bytes(b"x" * 1000)
+    (tmp_path / ".venv").mkdir()
+    with open(tmp_path / ".venv" / "torch.so", "wb") as f:
+        f.truncate(limits.TREE_LIMIT)
+    size = limits.tree_size(str(tmp_path))
+    assert size["bytes"] == 1000 and size["problems"] == []
+    (tmp_path / ".whl").mkdir()
+    with open(tmp_path / ".whl" / "big.whl", "wb") as f:
+        f.truncate(limits.TREE_LIMIT)
+    assert "over 64 MiB" in limits.tree_size(str(tmp_path), carried=(".whl",))["problems"][0]

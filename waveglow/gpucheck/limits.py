@@ -17,6 +17,7 @@ TOTAL_BACK_LIMIT = 64 * 2**20
 MAX_FILES_BACK = 8
 MAX_DEPTH = 2  # folders below the output folder
 NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+NEVER_SENT = (".git", ".venv", "__pycache__", ".pytest_cache")  # ignored (.gitignore) or not part of the tree
 
 
 def tree_size(repo: str, carried: tuple[str, ...] = ()) -> dict:
@@ -25,8 +26,8 @@ def tree_size(repo: str, carried: tuple[str, ...] = ()) -> dict:
     files = _git_files(repo)
     how = "git ls-files (tracked + untracked not ignored)"
     if files is None:
-        files = [os.path.relpath(os.path.join(d, f), repo) for d, _, names in os.walk(repo) for f in names]
-        how = "every file under the repository (no git checkout here)"
+        files = [os.path.relpath(os.path.join(d, f), repo) for d, _, names in _walk(repo) for f in names]
+        how = f"every file under the repository but {', '.join(NEVER_SENT)} (no git checkout here)"
     total = sum(os.path.getsize(os.path.join(repo, f)) for f in files if os.path.isfile(os.path.join(repo, f)))
     for path in carried:
         full = os.path.join(repo, path)
@@ -35,6 +36,13 @@ def tree_size(repo: str, carried: tuple[str, ...] = ()) -> dict:
     problems = [] if total < TREE_LIMIT else [f"the tree that travels is {total / 2**20:.1f} MiB, over 64 MiB"]
     return {"bytes": total, "mib": round(total / 2**20, 2), "files": len(files), "measured_by": how,
             "carried": list(carried), "problems": problems}
+
+
+def _walk(repo: str):
+    """os.walk, leaving out the folders that git ignores here and the device tool never sends."""
+    for directory, folders, names in os.walk(repo):
+        folders[:] = [f for f in folders if f not in NEVER_SENT]
+        yield directory, folders, names
 
 
 def _git_files(repo: str) -> list[str] | None:
