@@ -25,7 +25,9 @@ SUMMARY_JSON, SUMMARY_MD, LOG = "summary.json", "summary.md", "log.txt"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="scripts/gpu_check.sh", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="scripts/gpu_check.sh", description=(
+        "The GPU check: CUDA tests, benchmarks of both families, torchrun with a resume, and the demo voice trained "
+        "with the time left, within a budget, into one folder (docs/benchmarks.md, 'Running the GPU check')."))
     p.add_argument("out", nargs="?", default=None, help="output folder (default: $OUT)")
     p.add_argument("--cpu-rehearsal", action="store_true",
                    help="every stage on the CPU with tiny sizes; CUDA-only steps skip and say so")
