@@ -28,7 +28,8 @@ clean:
 
 # Train a small model for a few CPU minutes on demo/data, vocode held-out clips into demo_output/.
 # MODEL=flowavenet trains FloWaveNet instead of WaveGlow; CHECKPOINT=path vocodes the clips with
-# that checkpoint instead of training; DEMO_ITERATIONS=N shortens training.
+# that checkpoint instead of training; DEMO_ITERATIONS=N shortens training. Where the repository ships a
+# demo voice trained on a GPU (demo/waveglow_voice.pt), the WaveGlow demo vocodes with it; TRAIN=1 trains instead.
 MODEL ?= waveglow
 demo: setup
-	$(PY) scripts/demo.py --model $(MODEL) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DEMO_ITERATIONS),--iterations $(DEMO_ITERATIONS))
+	$(PY) scripts/demo.py --model $(MODEL) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(if $(DEMO_ITERATIONS),--iterations $(DEMO_ITERATIONS)) $(if $(TRAIN),--train)

@@ -3,7 +3,12 @@
     make demo                                    # the same as: python scripts/demo.py (WaveGlow)
     make demo MODEL=flowavenet                   # FloWaveNet (configs/flowavenet_small.json)
     make demo CHECKPOINT=waveglow_256channels_universal_v5.pt   # vocode the same clips; no training
+    make demo TRAIN=1                            # train even where the repository ships a demo voice
     python scripts/demo.py --iterations 20       # a shorter run (or DEMO_ITERATIONS=20)
+
+Where the repository ships a voice trained on a GPU (``demo/waveglow_voice.pt``, written by
+scripts/gpu_check.sh), a plain ``make demo`` vocodes with it instead of training; ``--train``
+(``make demo TRAIN=1``), ``--iterations``, ``--config`` or ``--model flowavenet`` train as before.
 
 Steps: split ``demo/data`` (Allison Smith's clips, CC-BY-SA-3.0) into training clips and four
 held-out clips; train the model's demo config with ``train.py`` (unless ``--checkpoint``); vocode
@@ -49,6 +54,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the demo's
 
 QUALITY = ("pesq_wb", "stoi", "dnsmos_ovrl")  # the summary's scores, where their packages import
 DEFAULT_DATA = os.path.join(REPO, "demo", "data")
+SHIPPED_VOICE = os.path.join(REPO, "demo", "waveglow_voice.pt")  # trained by scripts/gpu_check.sh on a GPU
 HELD_OUT = (  # clips never trained on; vocoded and measured
     "allison-tt-weasels",
     "allison-please-try-call-later",
@@ -69,6 +75,8 @@ def demo_config(family_name: str) -> str | None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="vocode with this checkpoint (any format) instead of training")
+    parser.add_argument("--train", action="store_true",
+                        help="train even where the repository ships a demo voice (demo/waveglow_voice.pt)")
     parser.add_argument("--model", choices=family_names(), default="waveglow", help="the model family to train (default waveglow)")
     parser.add_argument("--config", default=None,
                         help="training config (default: the family's demo config, e.g. configs/demo.json for waveglow, "
@@ -83,6 +91,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--griffin_lim_iters", type=int, default=48)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     return parser.parse_args(argv)
+
+
+def shipped_voice(args: argparse.Namespace) -> str | None:
+    """The shipped demo voice, when it exists and nothing asks for training (``--train``,
+    ``--iterations``, ``--config``, another family) or for another checkpoint."""
+    asked_to_train = args.train or args.iterations is not None or args.config is not None or args.model != "waveglow"
+    if args.checkpoint is None and not asked_to_train and os.path.isfile(SHIPPED_VOICE):
+        return SHIPPED_VOICE
+    return None
 
 
 def _env_int(name: str) -> int | None:
@@ -433,6 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     train_list = write_file_list(os.path.join(args.output_dir, "train_files.txt"), train_clips)
     write_file_list(os.path.join(args.output_dir, "held_out_files.txt"), held_out)
     training = None
+    voice = shipped_voice(args)
+    if voice is not None:
+        print(f"vocoding with the shipped demo voice {os.path.relpath(voice)} (train instead: make demo TRAIN=1, "
+              "or scripts/demo.py --train)", flush=True)
+        args.checkpoint = voice
     args.config = args.config or demo_config(args.model)
     if args.config is None and args.checkpoint is None:
         print(f"error: --model {args.model}: the family names no demo config; give one with --config", file=sys.stderr)

@@ -14,6 +14,19 @@ CONFIGS = os.path.join(REPO, "configs")
 TEST_DATA = os.path.join(REPO, "tests", "data")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one); scripts/gpu_check.sh runs them")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 def checkout_env() -> dict[str, str]:
     """The environment for a subprocess that must import this checkout's ``waveglow``, installed or not."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}

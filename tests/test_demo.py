@@ -157,3 +157,19 @@ def test_demo_vocodes_with_a_checkpoint(tmp_path, tiny_config):
     text = (out / "summary.txt").read_text()
     assert path in text and "trained:" not in text
     assert all(math.isfinite(v) for v in summary_means(text))
+
+
+def test_shipped_voice_is_the_default_unless_training_is_asked_for(tmp_path, monkeypatch):
+    voice = tmp_path / "waveglow_voice.pt"
+    voice.write_bytes(b"weights")
+    monkeypatch.setattr(demo, "SHIPPED_VOICE", str(voice))
+    monkeypatch.delenv("DEMO_ITERATIONS", raising=False)
+    assert demo.shipped_voice(demo.parse_args([])) == str(voice)
+    for argv in (["--train"], ["--iterations", "5"], ["--model", "flowavenet"], ["--checkpoint", "x.pt"],
+                 ["--config", "c.json"]):
+        assert demo.shipped_voice(demo.parse_args(argv)) is None, argv
+    monkeypatch.setenv("DEMO_ITERATIONS", "5")  # make demo DEMO_ITERATIONS=5 trains
+    assert demo.shipped_voice(demo.parse_args([])) is None
+    monkeypatch.delenv("DEMO_ITERATIONS")
+    voice.unlink()
+    assert demo.shipped_voice(demo.parse_args([])) is None

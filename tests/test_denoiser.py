@@ -82,7 +82,7 @@ def test_synthesize_applies_the_denoiser(tiny_model):
     assert denoised.square().mean() < plain.square().mean()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_cuda(tiny_model, dtype):
     model = tiny_model.remove_weight_norm().cuda().to(dtype)

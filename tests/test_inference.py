@@ -172,7 +172,7 @@ def test_bfloat16_without_native_support_runs_float32(tmp_path, checkpoint, monk
     assert np.array_equal(_read(tmp_path / "fp32" / "x_synthesis.wav")[1], _read(tmp_path / "bf16" / "x_synthesis.wav")[1])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_cuda_half_precision(tmp_path, checkpoint, dtype):
     torch.save(_mel(30), tmp_path / "x.pt")

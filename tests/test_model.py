@@ -181,7 +181,7 @@ def test_invalid_architecture_is_rejected():
                  WN_config={"n_layers": 2, "n_channels": 8, "kernel_size": 3})
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+cuda = pytest.mark.cuda
 
 
 @cuda

@@ -125,7 +125,7 @@ def test_model_sees_at_most_chunk_plus_context(model, monkeypatch):
         assert max(seen) <= 50 + 2 * 8 and len(seen) >= frames // 50
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_peak_memory_flat_when_chunked(tiny_config):
     from conftest import randomize_end
     from waveglow import WaveGlow
@@ -141,7 +141,7 @@ def test_cuda_peak_memory_flat_when_chunked(tiny_config):
     assert peaks[1] <= peaks[0] * 1.1 + 2**20
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_half_precision_is_finite_and_close(tiny_config, dtype):
     from conftest import randomize_end

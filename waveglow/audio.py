@@ -10,7 +10,8 @@ normalisation). A file at another sampling rate or with several channels is an :
 unless resampling or downmixing is asked for.
 
 librosa is imported only where it is needed (the mel filterbank and the resampler), so code that
-only loads features from disk does not need it.
+only loads features from disk does not need it; without librosa the filterbank comes from numpy, and
+without soundfile WAV files are read through scipy (:mod:`waveglow._fallback_audio`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def mel_filterbank(
     """Slaney-scale, Slaney-normalised mel filterbank -> (n_mel_channels, filter_length // 2 + 1) float64."""
     try:
         import librosa  # lazily: only building features needs it
-    except ImportError as e:
-        raise ImportError(f"the mel filterbank needs librosa (pip install librosa): {e}") from e
+    except ImportError:  # the same filters in numpy (a test holds them equal)
+        from ._fallback_audio import slaney_mel_filterbank
+
+        return torch.from_numpy(slaney_mel_filterbank(sampling_rate, filter_length, n_mel_channels, mel_fmin, mel_fmax))
 
     basis = librosa.filters.mel(
         sr=sampling_rate,
@@ -166,16 +169,24 @@ def _riff_data_shortfall(path: str) -> int:
 
 
 def _read(path: str) -> tuple[np.ndarray, int]:
-    """Read a file with soundfile -> ((T, channels) float32, sampling rate); AudioError if unreadable."""
-    import soundfile
-
+    """Read a file with soundfile (WAV through scipy where soundfile is not installed) ->
+    ((T, channels) float32, sampling rate); AudioError if unreadable."""
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such file", reason="missing")
     if os.path.getsize(path) == 0:
         raise AudioError(f"{path}: empty file (0 bytes)", reason="empty")
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.SoundFileError, RuntimeError) as e:
+        import soundfile
+    except ImportError:
+        soundfile = None
+    try:
+        if soundfile is None:
+            from ._fallback_audio import read_wav
+
+            data, rate = read_wav(path)
+        else:
+            data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, EOFError) + ((soundfile.SoundFileError,) if soundfile else ()) as e:
         raise AudioError(f"{path}: cannot read as audio ({e})", reason="unreadable") from None
     missing = _riff_data_shortfall(path)
     if missing:

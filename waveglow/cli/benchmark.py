@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a mel file (.pt/.npy) for the precision comparison; default: random frames")
     p.add_argument("--no_accuracy", action="store_true",
                    help="skip the SNR of each reduced precision against float32 at sigma 0")
+    p.add_argument("--accuracy_sigma", type=float, default=0.0,
+                   help="the precision comparison's latent: 0 (z = 0), else one z ~ N(0, sigma^2) drawn once "
+                        "and given to every precision")
     p.add_argument("--lengths", type=float, nargs="+", default=[1.0, 10.0], help="utterance lengths in seconds")
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1])
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(DTYPES))
@@ -429,8 +432,9 @@ def summarise(times: list[float], samples: int, sampling_rate: int) -> dict:
 def accuracy_rows(
     args: argparse.Namespace, source: torch.nn.Module, given_mel: torch.Tensor | None, device: torch.device, sampling_rate: int
 ) -> list[dict]:
-    """Each reduced precision's fast-path output against float32's (TF32 off) at sigma 0 (z = 0),
-    batch 1: SNR in dB = 10 log10(sum ref^2 / sum (out - ref)^2), and the largest difference."""
+    """Each reduced precision's fast-path output against float32's (TF32 off) from the same latent
+    (z = 0, or one draw at ``--accuracy_sigma``), batch 1: SNR in dB = 10 log10(sum ref^2 / sum (out - ref)^2),
+    and the largest difference."""
     reduced = [p for p in args.precisions if p != "fp32" and not skip_reason(device, p, "fast")]
     if not reduced:
         return []
@@ -438,9 +442,12 @@ def accuracy_rows(
     model = inference_model(source, device, "fp32")
     mels = {s: accuracy_mel(given_mel, model.n_mel_channels, s * sampling_rate / model.hop_length, args.seed)
             for s in args.lengths}
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    latents = {s: model.sample_latent(1, mel.size(2) * model.latent_steps_per_frame, args.accuracy_sigma, gen,
+                                      torch.device("cpu")).to(device) for s, mel in mels.items()}
     with torch.inference_mode():
         fast = fast_vocoder(model)
-        references = {s: fast.infer(mel.to(device), sigma=0.0).float() for s, mel in mels.items()}
+        references = {s: fast.infer(mel.to(device), z=latents[s]).float() for s, mel in mels.items()}
     del model, fast
     rows = []
     for precision in reduced:
@@ -449,11 +456,11 @@ def accuracy_rows(
         fast = fast_vocoder(model)
         for seconds, mel in mels.items():
             with torch.inference_mode():
-                out = fast.infer(mel.to(device), sigma=0.0).float()
+                out = fast.infer(mel.to(device), z=latents[seconds]).float()
             ref = references[seconds]
             noise = (out - ref).pow(2).sum().item()
             snr = float("inf") if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
-            row = {"precision": precision, "seconds": ref.size(1) / sampling_rate, "snr_db": snr,
+            row = {"precision": precision, "seconds": ref.size(1) / sampling_rate, "snr_db": snr, "sigma": args.accuracy_sigma,
                    "max_abs_diff": (out - ref).abs().max().item(), "reference_rms": ref.pow(2).mean().sqrt().item(),
                    "nonfinite": int((~torch.isfinite(out)).sum().item())}
             rows.append(row)
