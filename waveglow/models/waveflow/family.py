@@ -11,7 +11,7 @@ from ...data import AudioDataset, ValidationDataset
 from ...errors import ConfigError
 from .. import ModelFamily
 from .config import HOP_LENGTH, WaveFlowConfig
-from .fast import FastWaveFlow
+from .fast import FastWaveFlow, exportable
 from .loss import WaveFlowLoss
 from .model import WaveFlow, ZeroConv2d, receptive_field_samples
 from .readers import infer_waveflow_config, read_foreign
@@ -65,6 +65,7 @@ FAMILY = ModelFamily(
     mel_channels_key="cin_channels",
     inference_model=lambda model, cache_conditioning=False: FastWaveFlow(model),
     denoiser_applies=False,  # L0SG has none; its bias removal is tuned on WaveGlow's sigma-0 output
+    export_model=exportable,  # traces the cached-row inverse: h WaveNet row passes per flow, not h (h + 1) / 2
     perturb=perturb,
     demo_config="waveflow_small.json",
 )

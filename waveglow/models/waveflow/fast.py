@@ -29,7 +29,7 @@ from torch import nn
 from ..fast import FastVocoder
 from .model import WaveFlow, Wavenet2D, ZeroConv2d, unfold
 
-__all__ = ["FastWaveFlow"]
+__all__ = ["FastWaveFlow", "ExportWaveFlow", "RowInverse", "exportable"]
 
 
 def _weight(conv: nn.Module) -> torch.Tensor:
@@ -101,26 +101,20 @@ def _projection(proj: ZeroConv2d) -> tuple[torch.Tensor, torch.Tensor]:
     return proj.conv.weight.detach() * gain.view(-1, 1, 1, 1), proj.conv.bias.detach() * gain
 
 
-class FastWaveFlow(FastVocoder):
-    """``model.infer`` for WaveFlow and NanoFlow, each coupling undone with cached convolution state."""
-
-    default_sigma = 1.0  # L0SG's synthesis temperature
+class RowInverse:
+    """The cached-row inverse of a (frozen) model: its tensors, and ``reverse(z, c)`` as :meth:`WaveFlow.reverse`."""
 
     def __init__(self, model: WaveFlow) -> None:
-        super().__init__(model)
+        self.model = model
         nets: dict[int, _Net] = {}
         self.flows = []
-        with torch.no_grad():
-            for k in range(model.n_flow):
-                net, proj, embedding, gains = model.estimator_of(k)
-                fast = nets.setdefault(id(net), _Net(net))
-                self.flows.append((fast, fast.flow_bias(embedding), _projection(proj), None if gains is None else gains.detach()))
-
-    def fast_infer(self, mel: torch.Tensor, sigma: float, *, z, generator, lengths) -> torch.Tensor:
-        return self.model.infer_with(self.reverse, mel, sigma, z=z, generator=generator, lengths=lengths)
+        for k in range(model.n_flow):
+            net, proj, embedding, gains = model.estimator_of(k)
+            fast = nets.setdefault(id(net), _Net(net))
+            self.flows.append((fast, fast.flow_bias(embedding), _projection(proj), None if gains is None else gains.detach()))
 
     def reverse(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """:meth:`WaveFlow.reverse`, fast: z (B, 1, h, W), folded conditioning c (B, cin, h, W) -> (B, W h)."""
+        """z (B, 1, h, W), folded conditioning c (B, cin, h, W) -> audio (B, W h)."""
         model = self.model
         conditions = model.flow_conditions(c)
         x = z.to(model.dtype)
@@ -141,3 +135,37 @@ class FastWaveFlow(FastVocoder):
             row = (y[:, :, r : r + 1] - log_s_t[:, 1:]) * torch.exp(-log_s_t[:, :1])
             rows.append(row)
         return torch.cat(rows, 2)
+
+
+class FastWaveFlow(FastVocoder):
+    """``model.infer`` for WaveFlow and NanoFlow, each coupling undone with cached convolution state."""
+
+    default_sigma = 1.0  # L0SG's synthesis temperature
+
+    def __init__(self, model: WaveFlow) -> None:
+        super().__init__(model)
+        with torch.no_grad():
+            self.inverse = RowInverse(model)
+
+    def fast_infer(self, mel: torch.Tensor, sigma: float, *, z, generator, lengths) -> torch.Tensor:
+        return self.model.infer_with(self.inverse.reverse, mel, sigma, z=z, generator=generator, lengths=lengths)
+
+
+class ExportWaveFlow(WaveFlow):
+    """A WaveFlow whose ``infer`` runs the cached-row inverse, for tracing into ONNX or TorchScript.
+
+    The operators are derived from the weights inside each call, so the graph holds them as
+    operations on the weights and any dtype the module is cast to works; the plain inverse would
+    trace h (h + 1) / 2 WaveNet passes per flow instead of h. Made from a private copy by
+    :func:`exportable`; everything else is the model's.
+    """
+
+    @torch.no_grad()
+    def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z=None, generator=None, lengths=None) -> torch.Tensor:
+        return self.infer_with(RowInverse(self).reverse, mel, sigma, z=z, generator=generator, lengths=lengths)
+
+
+def exportable(model: WaveFlow) -> ExportWaveFlow:
+    """``model`` (a weight-norm-free copy the exporter owns) turned into an :class:`ExportWaveFlow`, in place."""
+    model.__class__ = ExportWaveFlow
+    return model
