@@ -2,6 +2,7 @@
 
     model = torch.hub.load("/path/to/this/repo", "waveglow", checkpoint="waveglow_256.pt", source="local")
     model = torch.hub.load("/path/to/this/repo", "flowavenet", checkpoint="ksw0306_checkpoint.pth", source="local")
+    model = torch.hub.load("/path/to/this/repo", "waveflow", checkpoint="waveflow_5000", source="local")
     audio = waveglow.synthesize(model, mel)
 """
 
@@ -50,3 +51,11 @@ def flowavenet(checkpoint=None, map_location="cpu", remove_weight_norm=True, **k
     is configs/flowavenet.json, ``kwargs`` overriding its ``flowavenet_config`` entries (e.g. ``n_block=4``).
     ``waveglow.FastFloWaveNet(model)`` is its faster exact inference path."""
     return _model(os.path.join(_CONFIGS, "flowavenet.json"), checkpoint, map_location, remove_weight_norm, kwargs)
+
+
+def waveflow(checkpoint=None, map_location="cpu", remove_weight_norm=True, config="waveflow-h16-r64", **kwargs):
+    """A WaveFlow or NanoFlow in eval mode, as :func:`waveglow` (L0SG/NanoFlow's files included); the
+    untrained default is ``configs/<config>.json`` (one of waveflow-h16-r64, waveflow-h16-r128,
+    nanoflow-h16-r128-emb512, nanoflow-h16-r128-emb1024-f16), ``kwargs`` overriding its ``waveflow_config``
+    entries. ``waveglow.FastWaveFlow(model)`` is its faster exact inference path."""
+    return _model(os.path.join(_CONFIGS, f"{config}.json"), checkpoint, map_location, remove_weight_norm, kwargs)

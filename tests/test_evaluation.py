@@ -24,7 +24,7 @@ from waveglow.config import DataConfig
 from conftest import REPO, TEST_DATA, randomize_end
 
 METADATA = os.path.join(TEST_DATA, "metadata.csv")
-FULL_REFERENCE = tuple(m for m in evaluation.METRICS if m not in evaluation.REFERENCE_FREE)
+FULL_REFERENCE = tuple(m for m in evaluation.METRICS if m not in (*evaluation.REFERENCE_FREE, *evaluation.MODEL_METRICS))
 SEMITONE = 2 ** (1 / 12)
 
 
@@ -250,6 +250,7 @@ def test_summary_json_has_the_documented_schema(full_run):
     assert model["rtf"] > 0 and gl["rtf"] > 0
     assert 1 <= model["pesq_wb"] < gl["pesq_wb"] <= 4.65  # the random model makes noise
     assert model["stoi"] < gl["stoi"] and gl["log_mel_l1"] < model["log_mel_l1"]
+    assert math.isfinite(model["test_ll"]) and gl["test_ll"] is None  # a score of the model, not of audio
 
 
 def test_clips_csv_holds_every_clip_and_the_summary_their_means(full_run):

@@ -25,6 +25,11 @@ def tiny_config(name: str) -> Config:
     """A model of a few thousand parameters per shipped family."""
     if name == "waveglow":
         return load_config(os.path.join(CONFIGS, "tiny.json"))
+    if name == "waveflow":
+        return config_from_dict({
+            "waveflow_config": {"res_channels": 8, "n_height": 4, "n_layer": 2, "n_flow": 3, "coupling_type": "waveflow"},
+            "data_config": {"segment_length": 1024},
+        })
     return config_from_dict({
         "flowavenet_config": {"n_block": 3, "n_flow": 2, "n_layer": 2, "block_per_split": 1, "n_channels": 16},
         "data_config": {"segment_length": 1024, "mel_fmin": 125.0, "mel_fmax": 7600.0},

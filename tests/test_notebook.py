@@ -51,3 +51,11 @@ def test_torch_hub_untrained_model_with_overrides():
                            WN_config={"n_layers": 2, "n_channels": 16, "kernel_size": 3})
     assert model.n_flows == 4 and model.WN[0].start.has_weight_norm
     assert model.infer(torch.zeros(1, 80, 3), sigma=0.5).shape == (1, 768)
+
+
+def test_torch_hub_waveflow_entries_build_the_published_configs():
+    model = torch.hub.load(REPO, "waveflow", source="local", config="nanoflow-h16-r128-emb512", res_channels=8,
+                           size_flow_embed=16, n_layer=2)
+    assert model.coupling_type == "nanoflow" and not model.training
+    assert model.infer(torch.zeros(1, 80, 2), sigma=0.5).shape == (1, 512)
+    assert torch.hub.load(REPO, "waveflow", source="local").config.res_channels == 64  # waveflow-h16-r64

@@ -1,5 +1,6 @@
 import glob
 import json
+import math
 import os
 import re
 import signal
@@ -70,6 +71,8 @@ def test_train_writes_checkpoints_and_tensorboard(tmp_path, capsys):
     assert [round(r["loss"], 6) for r in steps] == [round(v, 6) for v in _losses(captured)]
     assert all(r["learning_rate"] == 1e-3 and r["grad_norm"] > 0 and r["samples_per_second"] > 0 for r in steps)
     assert [r["iteration"] for r in records if "validation_loss" in r] == [2, 4]
+    for record in (r for r in records if "validation_loss" in r):  # sigma 1: the loss gives the log-likelihood
+        assert record["validation_log_likelihood"] == pytest.approx(-record["validation_loss"] - 0.5 * math.log(2 * math.pi))
     model = load_checkpoint(out / "waveglow_4")
     audio = model.infer(torch.randn(1, 80, 10), sigma=0.6)
     assert audio.shape == (1, 2560) and torch.isfinite(audio).all()
@@ -80,7 +83,8 @@ def test_train_writes_checkpoints_and_tensorboard(tmp_path, capsys):
 
     events = EventAccumulator(str(out / "logs"), size_guidance={"audio": 0, "images": 0}).Reload()
     tags = events.Tags()
-    for tag in ("training.loss", "learning_rate", "grad_norm", "samples_per_second", "validation.loss"):
+    for tag in ("training.loss", "learning_rate", "grad_norm", "samples_per_second", "validation.loss",
+                "validation.log_likelihood"):
         assert tag in tags["scalars"], tag
     assert any("vocoded" in t for t in tags["audio"]) and any("ground_truth" in t for t in tags["audio"])
     assert any("mel" in t for t in tags["images"])

@@ -1,4 +1,5 @@
-"""Flow-based neural vocoders in PyTorch: WaveGlow and FloWaveNet (the model families of :mod:`waveglow.models`).
+"""Flow-based neural vocoders in PyTorch: WaveGlow, FloWaveNet, WaveFlow and NanoFlow (the model families of
+:mod:`waveglow.models`).
 
     from waveglow import load_for_inference, synthesize
     model, data_config = load_for_inference("waveglow_256channels_universal_v5.pt")
@@ -16,6 +17,7 @@ from .denoiser import Denoiser
 from .errors import CheckpointError, ConfigError, StaleWeightsError
 from .models import ModelFamily, family_of, register
 from .models.flowavenet import FastFloWaveNet, FloWaveNet, FloWaveNetLoss, FloWaveNetMelSpectrogram
+from .models.waveflow import FastWaveFlow, WaveFlow, WaveFlowLoss
 from .models.waveglow import FastWaveGlow, WaveGlow, WaveGlowLoss
 from .synthesis import load_for_inference, synthesize
 
@@ -27,6 +29,9 @@ __all__ = [
     "FloWaveNetLoss",
     "FastFloWaveNet",
     "FloWaveNetMelSpectrogram",
+    "WaveFlow",
+    "WaveFlowLoss",
+    "FastWaveFlow",
     "ModelFamily",
     "register",
     "family_of",

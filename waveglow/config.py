@@ -127,6 +127,8 @@ def _check_value(value: Any, expected: Any, where: str, source: str) -> Any:
     """Return ``value`` converted to ``expected`` where lossless, else raise ConfigError."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is bool and value in ("true", "True", "false", "False"):  # L0SG's configs spell booleans so
+        return value in ("true", "True")
     if expected in (int, str, bool, float) and type(value) is expected:
         return value
     name = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[expected]
@@ -158,6 +160,25 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
 
 
 SHARED_SECTIONS = {"train_config": TrainConfig, "data_config": DataConfig, "dist_config": DistConfig}
+# Other references' names for keys of the shared sections (L0SG/NanoFlow's), read as ours.
+KEY_ALIASES = {
+    "train_config": {"lr_decay_step": "lr_step_size", "lr_decay_gamma": "lr_gamma"},
+    "data_config": {"test_files": "validation_files"},
+}
+
+
+def _resolve_aliases(section: str, data: Any, source: str) -> Any:
+    """``data`` with another reference's key names replaced by ours; both spellings at once is an error."""
+    aliases = KEY_ALIASES.get(section, {})
+    if not isinstance(data, Mapping) or not any(key in data for key in aliases):
+        return data
+    data = dict(data)
+    for alias, key in aliases.items():
+        if alias in data:
+            if key in data:
+                raise ConfigError(f"{source}: {section}.{alias} and {section}.{key} are the same setting: keep one")
+            data[key] = data.pop(alias)
+    return data
 
 
 def require_positive(values: Mapping[str, float], source: str) -> None:
@@ -212,7 +233,10 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Confi
         if key not in SHARED_SECTIONS and key != family.section:
             known = ", ".join([*SHARED_SECTIONS, family.section])
             raise ConfigError(f"{source}: unknown section {key} (known sections: {known})")
-    sections = {name: _build(cls, data[name], name, source) for name, cls in SHARED_SECTIONS.items() if name in data}
+    sections = {
+        name: _build(cls, _resolve_aliases(name, data[name], source), name, source)
+        for name, cls in SHARED_SECTIONS.items() if name in data
+    }
     model_config = _build(family.config_class, data[family.section], family.section, source)
     config = Config(model_config=model_config, model_section=family.section, **sections)
     _validate(config, source)

@@ -13,6 +13,8 @@ comes from the maintained library for it where one exists:
   of frames whose voicing decisions differ (``librosa.pyin``), see :func:`f0_metrics`.
 - ``dnsmos_ovrl``, ``dnsmos_p808``: Microsoft's DNSMOS P.835 overall and P.808 predicted MOS
   (``speechmos``; its ONNX models ship in its wheel and run offline on onnxruntime), 1 .. 5.
+- ``test_ll``: the exact log-likelihood of the original clip under a model, nats per sample
+  (:mod:`waveglow.likelihood`); a score of the model, not of audio, so only model systems have it.
 
 A metric whose package is not installed is left out with one message
 (:func:`available_metrics`); the others are still computed. A metric that cannot be computed
@@ -37,6 +39,7 @@ from .synthesis import synthesize
 __all__ = [
     "METRICS",
     "REFERENCE_FREE",
+    "MODEL_METRICS",
     "TRAINING_METRICS",
     "MissingMetricWarning",
     "available_metrics",
@@ -69,8 +72,10 @@ METRIC_PACKAGES = {
     "vuv_error": "librosa",
     "dnsmos_ovrl": "speechmos.dnsmos",
     "dnsmos_p808": "speechmos.dnsmos",
+    "test_ll": None,
 }
 METRICS = tuple(METRIC_PACKAGES)
+MODEL_METRICS = ("test_ll",)  # scores of a model on the original clip (waveglow.likelihood), not of audio
 REFERENCE_FREE = ("dnsmos_ovrl", "dnsmos_p808")
 TRAINING_METRICS = ("pesq_wb", "stoi", "log_mel_l1")
 
@@ -275,7 +280,7 @@ def score_clip(
         scores["f0_rmse_cents"], scores["vuv_error"] = f0_metrics(reference, degraded, rate)
     if wanted & {"dnsmos_ovrl", "dnsmos_p808"}:
         scores["dnsmos_ovrl"], scores["dnsmos_p808"] = dnsmos(degraded, rate)
-    return {name: scores[name] for name in metrics}
+    return {name: scores[name] for name in metrics if name not in MODEL_METRICS}
 
 
 # ------------------------------------------------------------------------------ vocoding

@@ -6,6 +6,8 @@ import sys
 
 import torch
 
+from .likelihood import log_likelihood_from_loss
+
 __all__ = ["ProgressLog", "mel_image"]
 
 VALIDATION_SIGMA = 0.6
@@ -68,13 +70,18 @@ class ProgressLog:
                 self.writer.add_scalar("grad_norm", grad_norm, iteration)
 
     def validation(self, loss: float) -> None:
+        """Log the validation loss and, when it was taken at sigma 1, the log-likelihood it gives (nats per sample)."""
         if not self.enabled:
             return
-        self.trainer.log(f"{self.trainer.iteration}:\tvalidation loss {loss:.9f}")
+        scalars = {"validation_loss": loss}
+        if self.trainer.config.train_config.sigma == 1.0:
+            scalars["validation_log_likelihood"] = log_likelihood_from_loss(loss, self.trainer.family)
+        self.trainer.log(f"{self.trainer.iteration}:\t" + ", ".join(f"{k.replace('_', ' ')} {v:.9f}" for k, v in scalars.items()))
         if self.trainer.metrics is not None:
-            self.trainer.metrics.write(self.trainer.iteration, validation_loss=loss)
+            self.trainer.metrics.write(self.trainer.iteration, **scalars)
         if self.writer is not None:
-            self.writer.add_scalar("validation.loss", loss, self.trainer.iteration)
+            for name, value in scalars.items():
+                self.writer.add_scalar(name.replace("validation_", "validation."), value, self.trainer.iteration)
 
     def evaluation(self, scores: dict[str, float]) -> None:
         """Log the objective scores of :meth:`Trainer.evaluate` (PESQ, STOI, log-mel L1)."""

@@ -81,6 +81,8 @@ METRICS: dict[str, Metric] = {
                                "Tacotron 2 features (natural log, floor 1e-5): 0 identical"),
     "energy_correlation": Metric("energy correlation", 3, "higher", "correlation of the per-frame energy (dB) "
                                  "with the original's: 1 follows its loudness exactly"),
+    "test_ll": Metric("test LL", 4, "higher", "exact log-likelihood of the original clip under the model, nats per "
+                      "sample (L0SG/NanoFlow's \"Test set LL\"); a score of the model, not of its audio"),
     "rtf": Metric("RTF", 3, "lower", "seconds of vocoding per second of audio on the device used "
                   "(below 1: faster than real time)"),
 }

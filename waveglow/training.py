@@ -24,7 +24,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import build_model, load_state_dict_checked, read_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (
+    Checkpoint, build_model, load_state_dict_checked, read_checkpoint, restore_rng_state, save_checkpoint,
+)
 from .config import Config
 from .data import read_file_list
 from .devices import cpu_precision, cuda_device, subnormals_flushed
@@ -189,7 +191,7 @@ class Trainer:
 
     config: Config
     resume: bool = False
-    fine_tune: str | None = None
+    fine_tune: str | Checkpoint | None = None  # weights to start from: a file, or a Checkpoint read already
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -318,8 +320,9 @@ class Trainer:
             if checkpoint is None:
                 self.log(f"--resume: no readable {checkpoint_name('<iteration>', self.family.name)} checkpoint in "
                          f"{self.output_directory}; starting fresh")
-        if self.fine_tune:
-            self._load_weights(read_checkpoint(self.fine_tune, map_location="cpu"), "fine-tuning from")
+        if self.fine_tune:  # a file, or a Checkpoint already read (e.g. an average of several)
+            start = self.fine_tune if isinstance(self.fine_tune, Checkpoint) else read_checkpoint(self.fine_tune, map_location="cpu")
+            self._load_weights(start, "fine-tuning from")
         if checkpoint is None and path:
             checkpoint = read_checkpoint(path, map_location="cpu")
         if checkpoint is None:

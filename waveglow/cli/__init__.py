@@ -14,5 +14,6 @@ COMMANDS = {
     "evaluate": ("evaluate", "score vocoders by copy synthesis (PESQ, STOI, log-mel L1, ...)"),
     "export": ("export", "export a checkpoint's inference path to ONNX or TorchScript"),
     "benchmark": ("benchmark", "time inference and training: samples/s, x real time, memory"),
-    "convert-checkpoint": ("convert_checkpoint", "convert any checkpoint it reads (NVIDIA, DLE, ksw0306) to this format"),
+    "convert-checkpoint": ("convert_checkpoint", "convert any checkpoint it reads (NVIDIA, DLE, ksw0306, L0SG) to this format"),
+    "average-checkpoints": ("average_checkpoints", "average the last N checkpoints of a run into one"),
 }

@@ -1,4 +1,4 @@
-"""Score vocoders by copy synthesis of a list of clips: PESQ, STOI, log-mel L1, MCD, F0, DNSMOS, RTF.
+"""Score vocoders by copy synthesis of a list of clips: PESQ, STOI, log-mel L1, MCD, F0, DNSMOS, test LL, RTF.
 
     python scripts/evaluate.py -f tests/data/metadata.csv -o eval -w checkpoints/waveglow_10000 --griffin-lim
     python scripts/evaluate.py -f list.txt -o eval -w ours.pt --wavs hifigan=hifigan_out/ --wavs nvidia=nv_out/
@@ -10,7 +10,9 @@ generator seeded ``--seed + i``); ``--griffin-lim`` inverts the Tacotron 2 log-m
 seeded Griffin-Lim iterations; ``--wavs NAME=DIR`` reads another system's ``DIR/<clip stem>.wav``
 (or inference.py's ``<clip stem>_synthesis.wav``; same sampling rate; within one hop of the reference's length, trimmed or zero-padded). Every
 output is scored against the clip; a ``ground_truth`` row scores the clips themselves with the
-reference-free metrics (DNSMOS). See docs/evaluation.md for what each number means.
+reference-free metrics (DNSMOS). Each checkpoint also scores the clips themselves: their exact
+log-likelihood under the model (``test_ll``, nats per sample, L0SG/NanoFlow's "Test set LL").
+See docs/evaluation.md for what each number means.
 
 Writes ``OUT/summary.json`` (``{"systems": {NAME: {metric: mean, ..., "rtf": ...}}, "clips": N}``),
 ``OUT/clips.csv`` (every clip's numbers), ``OUT/summary.md`` (the table, also printed) and
@@ -40,6 +42,7 @@ from waveglow.audio import AudioError, MelSpectrogram, load_audio
 from waveglow.checkpoint import CheckpointError
 from waveglow.config import DataConfig
 from waveglow.data import read_file_list
+from waveglow.likelihood import clip_log_likelihood
 from waveglow.report import checkpoint_facts, machine_facts, write_report
 from waveglow.synthesis import load_for_inference
 
@@ -200,7 +203,16 @@ def system_output(system: System, index: int, stem: str, clip: np.ndarray, data_
 def system_metrics(system: System, metrics: tuple[str, ...]) -> tuple[str, ...]:
     if system.kind == GROUND_TRUTH:
         return tuple(m for m in metrics if m in evaluation.REFERENCE_FREE)
+    if system.kind != "checkpoint":
+        return tuple(m for m in metrics if m not in evaluation.MODEL_METRICS)
     return metrics
+
+
+def model_scores(system: System, clip: np.ndarray, metrics: tuple[str, ...]) -> dict[str, float]:
+    """A checkpoint's scores of the original clip itself: its exact log-likelihood (``test_ll``)."""
+    if system.kind != "checkpoint" or "test_ll" not in metrics:
+        return {}
+    return {"test_ll": clip_log_likelihood(system.model, system.features, clip)}
 
 
 @dataclass
@@ -232,6 +244,7 @@ def score_clips(files: list[str], systems: list[System], data_config, metrics: t
                 outputs[system.name] = audio = system_output(system, index, stem, reference, data_config, seed)
                 row.update(evaluation.score_clip(reference, audio, rate, system.features,
                                                  system_metrics(system, metrics)))
+                row.update(model_scores(system, clip, metrics))
             except (AudioError, ValueError) as e:
                 row["note"] = str(e)
                 report(results, f"{system.name}, clip {stem}: {e}")
@@ -281,6 +294,7 @@ COLUMNS = {  # metric -> (column heading, format)
     "vuv_error": ("V/UV error", "{:.3f}"),
     "dnsmos_ovrl": ("DNSMOS OVRL", "{:.3f}"),
     "dnsmos_p808": ("DNSMOS P.808", "{:.3f}"),
+    "test_ll": ("test LL (nats/sample)", "{:.4f}"),
     "rtf": ("RTF", "{:.3f}"),
 }
 

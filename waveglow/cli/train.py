@@ -3,6 +3,7 @@
     python train.py -c configs/config.json
     python train.py -c configs/config.json --set train_config.batch_size=4 --set data_config.training_files=train.txt
     python train.py -c configs/config.json --resume           # continue from the newest checkpoint
+    python train.py -c configs/config.json --fine_tune checkpoints/ --average 10   # from the mean of the last 10
     torchrun --nproc_per_node 8 train.py -c configs/config.json
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 import warnings
 
+from waveglow.averaging import average_run
 from waveglow.checkpoint import CheckpointError
 from waveglow.config import ConfigError, load_config
 
@@ -27,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="continue from the newest readable <family>_<iteration> (waveglow_<iteration>) in output_directory")
     parser.add_argument("--fine_tune", metavar="CHECKPOINT",
                         help="start from these weights (any supported format) with a fresh optimizer")
+    parser.add_argument("--average", type=int, default=None, metavar="N",
+                        help="with --fine_tune RUN_DIR: start from the mean of its last N <family>_<iteration> checkpoints")
     parser.add_argument("-r", "--rank", type=int, default=None, help="process rank (reference-style launch)")
     parser.add_argument("-g", "--group_name", default="", help="process group name (reference-style launch)")
     return parser.parse_args(argv)
@@ -48,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config, args.set)
+        fine_tune = args.fine_tune
+        if args.average is not None:
+            if not args.fine_tune:
+                raise ConfigError("--average N needs --fine_tune RUN_DIR: the run whose last N checkpoints to average")
+            fine_tune = average_run(args.fine_tune, args.average)
         process = init_distributed(config.dist_config, args.rank, args.group_name)
-        trainer = Trainer(config, resume=args.resume, fine_tune=args.fine_tune, rank=process.rank,
+        trainer = Trainer(config, resume=args.resume, fine_tune=fine_tune, rank=process.rank,
                           world_size=process.world_size, local_rank=process.local_rank)
         previous = install_stop_handlers(trainer.stop)
         try:

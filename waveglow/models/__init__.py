@@ -120,6 +120,7 @@ class ModelFamily:
 _BUILT_IN: dict[str, str] = {
     "waveglow": "waveglow.models.waveglow.family",
     "flowavenet": "waveglow.models.flowavenet.family",
+    "waveflow": "waveglow.models.waveflow.family",
 }
 FAMILIES: tuple[str, ...] = tuple(_BUILT_IN)  # the families shipped with the package
 _order: list[str] = list(_BUILT_IN)  # every registered family's name, in registration order

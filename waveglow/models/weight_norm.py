@@ -11,7 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["WeightNorm", "WeightNormConv1d", "WeightNormConvTranspose2d", "norm_except_dim0"]
+__all__ = [
+    "WeightNorm", "WeightNormConv1d", "WeightNormConv2d", "WeightNormConvTranspose2d", "WeightNormEmbedding",
+    "norm_except_dim0",
+]
 
 
 def norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
@@ -55,6 +58,29 @@ class WeightNormConv1d(WeightNorm, nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class WeightNormConv2d(WeightNorm, nn.Conv2d):
+    """Conv2d with weight norm: ``weight_g`` (out, 1, 1, 1), ``weight_v`` (out, in, kh, kw)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._split_weight()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class WeightNormEmbedding(WeightNorm, nn.Embedding):
+    """Embedding with weight norm over each row: ``weight_g`` (n, 1), ``weight_v`` (n, dim)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._split_weight()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.effective_weight(), self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
 
 
 class WeightNormConvTranspose2d(WeightNorm, nn.ConvTranspose2d):
