@@ -262,6 +262,9 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, names: tuple, dynami
             custom_translation_table=_translations(),
         )
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter falls back to its own opset when converting to the asked one fails
+        raise ExportError(f"opset {opset} was asked for, but the exporter could only write opset {written}")
     onnx.helper.set_model_props(proto, metadata)
     onnx.save(proto, path)
 
