@@ -335,3 +335,31 @@ def test_bad_input(case, more_inputs, tmp_path, capfd, request):
         with open(os.path.join(out, name), "rb") as f:
             assert f.read() == EARLIER, f"earlier {name} changed:\n{text}"
     assert not [n for n in os.listdir(out) if ".tmp" in n], os.listdir(out)  # no temporary file left behind
+
+
+def test_atomic_path_keeps_the_earlier_file_on_failure_and_its_mode_on_success(tmp_path):
+    from waveglow.atomic import atomic_path
+
+    path = tmp_path / "x.wav"
+    path.write_bytes(EARLIER)
+    os.chmod(path, 0o640)
+    with pytest.raises(RuntimeError, match="planted"):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(b"half a file")
+            raise RuntimeError("planted")
+    assert path.read_bytes() == EARLIER and os.listdir(tmp_path) == ["x.wav"]
+    with atomic_path(path) as tmp:
+        assert tmp.endswith(".wav") and os.path.dirname(tmp) == str(tmp_path)  # same folder, same extension
+        with open(tmp, "wb") as f:
+            f.write(b"new")
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["x.wav"]
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_config_file_with_a_byte_order_mark_loads(tmp_path):
+    with open(os.path.join(CONFIGS, "tiny.json"), encoding="utf-8") as f:
+        text = f.read()
+    path = tmp_path / "windows.json"
+    path.write_text("\ufeff" + text.replace("\n", "\r\n"), encoding="utf-8")
+    assert load_config(path).to_dict() == load_config(os.path.join(CONFIGS, "tiny.json")).to_dict()
