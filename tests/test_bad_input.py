@@ -106,6 +106,14 @@ def ws(tmp_path_factory) -> Workspace:
         **config.to_dict()["train_config"], "output_directory": os.path.join(w.root, "wg_run"), "max_iterations": 1,
         "iters_per_checkpoint": 1}, "data_config": {**config.to_dict()["data_config"], "training_files": w.plain_list}}))
     w.file("fwn.json", json.dumps(_flowavenet_config(w.plain_list, os.path.join(w.root, "fwn_run"))))
+    from waveglow.config import config_from_dict
+    from waveglow.models.flowavenet import FloWaveNet
+
+    fwn_config = config_from_dict(json.load(open(w.fwn)))
+    torch.manual_seed(0)
+    fwn = FloWaveNet(**fwn_config.model_config.to_kwargs())
+    fwn.initialized = True
+    w.paths["fwn_ckpt"] = str(save_checkpoint(os.path.join(w.root, "fwn.pt"), fwn, fwn_config))
     w.file("fwn_short.json", json.dumps(_flowavenet_config(w.short_list, os.path.join(w.root, "fwn_short_run"))))
     w.file("wg_short.json", json.dumps({**json.load(open(w.wg)), "data_config": {
         **config.to_dict()["data_config"], "training_files": w.short_list}}))
@@ -187,6 +195,12 @@ CASES = [
     _c("inference-onnx-wav-short", "inference", 2, lambda w, out: (
         ["--onnx", w.onnx, "-o", out, "--seed", "0", "--wav", "-f", w.short, w.good1], [w.short],
         [os.path.join(out, GOOD_WAVS[0].replace(".wav", "_synthesis.wav"))]), needs_onnx=True),
+    _c("inference-flowavenet-wav-short", "inference", 2, lambda w, out: (
+        ["-w", w.fwn_ckpt, "-o", out, "--seed", "0", "--wav", "-f", w.short, w.good1], [w.short],
+        [os.path.join(out, GOOD_WAVS[0].replace(".wav", "_synthesis.wav"))])),
+    _c("compute-mels-flowavenet-short", "compute_mels", 2, lambda w, out: (
+        ["-f", w.short_list, "-o", out, "-c", w.fwn, "--format", "npy"], [w.short],
+        [os.path.join(out, n + ".npy") for n in GOOD_WAVS]), kept=["short.wav.npy"]),
     _c("inference-onnx-bad-mels", "inference", 5, lambda w, out: (
         ["--onnx", w.onnx, "-o", out, "-f", w.mel64, w.mel], [w.mel64], [os.path.join(out, "good_mel_synthesis.wav")]),
        needs_onnx=True),
@@ -194,12 +208,13 @@ CASES = [
         ["--onnx", w.corrupt_ckpt, "-o", out, "-f", w.mel], [w.corrupt_ckpt], [])),
     # --------------------------------------------------------------- export
     _c("export-diverged-onto-earlier", "export", 1, lambda w, out: (
-        ["-w", w.nan_ckpt, "-o", os.path.join(out, "model.onnx")], ["model.onnx"], []), kept=["model.onnx"]),
-    _c("export-ts-diverged-onto-earlier", "export", 1, lambda w, out: (
-        ["-w", w.nan_ckpt, "-o", os.path.join(out, "model.ts"), "--format", "torchscript"], ["model.ts"], []),
-       kept=["model.ts"]),
+        ["-w", w.nan_ckpt, "-o", os.path.join(out, "model.onnx"), "--denoiser"], [w.nan_ckpt, "WN.0.end.weight"], []),
+       kept=["model.onnx", "model.denoiser.onnx"]),
     _c("export-opset-99", "export", 3, lambda w, out: (
         ["-w", w.ckpt, "-o", os.path.join(out, "model.onnx"), "--opset", "99"], ["--opset"], []), kept=["model.onnx"]),
+    *[_c(f"export-opset-{value}", "export", 3, lambda w, out, value=value: (
+        ["-w", w.ckpt, "-o", os.path.join(out, "model.onnx"), "--opset", value], ["--opset"], []), kept=["model.onnx"])
+      for value in ("17", "abc")],
     _c("export-no-parent", "export", 5, lambda w, out: (
         ["-w", w.ckpt, "-o", os.path.join(out, "missing", "model.onnx")], [os.path.join(out, "missing")], [])),
     _c("export-corrupt-checkpoint", "export", 5, lambda w, out: (
@@ -219,7 +234,7 @@ CASES = [
         [os.path.join(out, GOOD_WAVS[0] + ".pt")])),
     _c("compute-mels-list-is-folder", "compute_mels", 5, lambda w, out: (["-f", w.root, "-o", out], [w.root], [])),
     # --------------------------------------------------------------- prepare-dataset
-    *[_c(f"prepare-dataset-flag{flag}={value}", "prepare_dataset", 3, lambda w, out, flag=flag, value=value: (
+    *[_c(f"prepare-dataset-flag{flag}={value}{''.join(extra)}", "prepare_dataset", 3, lambda w, out, flag=flag, value=value, extra=extra: (
         [w.plain_list, "-o", out, "--validation_size", "0", "--test_size", "0", flag, value, *extra],
         [flag], []), kept=["train_files.txt"])
       for flag, value, extra in [("--sampling_rate", "0", []), ("--sampling_rate", "0", ["--resample"]),
@@ -260,11 +275,13 @@ CASES = [
     _c("convert-no-parent", "convert_checkpoint", 5, lambda w, out: (
         [w.ckpt, os.path.join(out, "missing", "c.pt")], [os.path.join(out, "missing")], [])),
     # --------------------------------------------------------------- train (WaveGlow and FloWaveNet configs)
-    *[_c(f"train-{name}-{setting.split('=')[0]}", "train", 3, lambda w, out, name=name, setting=setting: (
+    *[_c(f"train-{name}-{setting}", "train", 3, lambda w, out, name=name, setting=setting: (
         ["-c", getattr(w, name), "--set", setting], [setting.split("=")[0].split(".")[-1]], []))
       for name, setting in [("wg", "data_config.mel_fmin=9000"), ("wg", "data_config.mel_fmax=20000"),
                             ("wg", "data_config.win_length=0"), ("wg", "data_config.segment_length=256"),
-                            ("wg", "data_config.mel_fmax=nan"), ("fwn", "data_config.mel_fmin=8000"),
+                            ("wg", "data_config.mel_fmax=nan"), ("wg", "data_config.win_length=128"),
+                            ("wg", "data_config.win_length=2048"), ("wg", "data_config.sampling_rate=0"),
+                            ("fwn", "data_config.mel_fmax=nan"), ("fwn", "data_config.mel_fmin=8000"),
                             ("fwn", "data_config.sampling_rate=0"), ("fwn", "train_config.learning_rate=nan")]],
     _c("train-flowavenet-short-clip", "train", 2, lambda w, out: (["-c", w.fwn_short], [w.short], [])),
     _c("train-waveglow-short-clip", "train", 2, lambda w, out: (["-c", w.wg_short], [w.short], [])),
@@ -280,6 +297,8 @@ CASES = [
       for flag, value in [("--nproc", "-1"), ("--nproc", "0"), ("--master_port", "70000")]],
     _c("distributed-bad-config", "distributed", 3, lambda w, out: (
         ["-c", w.wg, "-s", out, "-a", "--set data_config.mel_fmin=9000"], ["mel_fmin"], [])),
+    _c("distributed-unbalanced-quote", "distributed", 5, lambda w, out: (
+        ["-c", w.wg, "-s", out, "-a", "--set 'train_config.seed=1"], ["-a"], [])),
 ]
 
 
@@ -363,3 +382,38 @@ def test_config_file_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "windows.json"
     path.write_text("\ufeff" + text.replace("\n", "\r\n"), encoding="utf-8")
     assert load_config(path).to_dict() == load_config(os.path.join(CONFIGS, "tiny.json")).to_dict()
+
+
+@pytest.mark.parametrize("fmt, failing", [("torchscript", "verify_export"), ("torchscript", "verify_denoiser")])
+def test_export_failing_its_check_keeps_the_earlier_files(fmt, failing, ws, tmp_path, monkeypatch, capfd):
+    """A graph is written, then a check fails (the vocoder's, or the denoiser's after the vocoder's passed):
+    the earlier graph and denoiser graph both stay as they were."""
+    from waveglow.cli import export
+    from waveglow.export import ExportError
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    output = tmp_path / f"model.{'ts' if fmt == 'torchscript' else 'onnx'}"
+    denoiser = tmp_path / f"model.denoiser.{'ts' if fmt == 'torchscript' else 'onnx'}"
+    for path in (output, denoiser):
+        path.write_bytes(EARLIER)
+    written = []
+
+    def failing_check(path, *args, **kwargs):
+        written.append((path, os.path.getsize(path)))
+        raise ExportError(f"{path}: the exported graph does not reproduce the model (planted)")
+
+    class Passed:  # the vocoder's check, passed (its real work is tested in test_export.py)
+        def summary(self):
+            return "checked"
+
+    monkeypatch.setattr(export, "verify_export", lambda path, *args, **kwargs: Passed())
+    monkeypatch.setattr(export, failing, failing_check)
+    failed = output if failing == "verify_export" else denoiser
+    rc, text = run_command("export", ["-w", ws.ckpt, "-o", str(output), "--format", fmt, "--denoiser"], capfd)
+    assert rc == 1 and "Traceback" not in text
+    assert f"{failed}: the exported graph does not reproduce the model (planted)" in text  # the user's path, not the temporary one
+    assert written and written[0][0] != str(failed) and written[0][1] > 0  # a whole file was written under another name
+    assert output.read_bytes() == EARLIER and denoiser.read_bytes() == EARLIER
+    assert sorted(os.listdir(tmp_path)) == sorted([output.name, denoiser.name])
+

@@ -274,6 +274,8 @@ def load_audio(
     (pass the features' ``min_samples`` when the whole clip's features will be made).
     """
     path = os.fspath(path)
+    if not sampling_rate > 0:
+        raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
     data, rate = _read(path)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples", reason="empty")

@@ -50,7 +50,11 @@ def checked_config(args: argparse.Namespace):
 
     overrides = argparse.ArgumentParser(add_help=False)
     overrides.add_argument("--set", action="append", default=[])
-    known, _ = overrides.parse_known_args(shlex.split(args.args_str))
+    try:
+        words = shlex.split(args.args_str)
+    except ValueError as e:
+        raise ValueError(f"-a {args.args_str!r}: {e}") from None
+    known, _ = overrides.parse_known_args(words)
     return load_config(args.config, known.set)
 
 
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         config = checked_config(args)
         log_dir = args.log_dir or os.path.join(config.train_config.output_directory, "dist_logs")
         os.makedirs(log_dir, exist_ok=True)
-    except (ConfigError, OSError, ValueError) as e:  # ValueError: -a with unbalanced quotes
+    except (ConfigError, OSError, ValueError) as e:  # ValueError: -a with unbalanced quotes, named
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"launching {nproc} process(es) of {os.path.basename(args.script or TRAIN_MODULE)}; per-rank logs in {log_dir}", flush=True)

@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     model = model if isinstance(model, torch.nn.Module) else model.model  # the model a fast inference object wraps
+    diverged = next((name for name, p in model.state_dict().items() if not torch.isfinite(p).all()), None)
+    if diverged is not None:  # the check would refuse the file anyway: say why, before minutes of exporting
+        print(f"error: {args.waveglow_path}: {diverged} holds NaN or infinite values (a diverged checkpoint?): "
+              "nothing to export", file=sys.stderr)
+        return 1
     dtype = DTYPES[args.dtype]
     try:  # both files replace earlier ones only once both have passed their checks
         with contextlib.ExitStack() as stack:
