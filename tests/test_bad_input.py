@@ -217,6 +217,7 @@ CASES = [
       for value in ("17", "abc")],
     _c("export-no-parent", "export", 5, lambda w, out: (
         ["-w", w.ckpt, "-o", os.path.join(out, "missing", "model.onnx")], [os.path.join(out, "missing")], [])),
+    _c("export-output-is-a-folder", "export", 5, lambda w, out: (["-w", w.ckpt, "-o", out], [out], [])),
     _c("export-corrupt-checkpoint", "export", 5, lambda w, out: (
         ["-w", w.corrupt_ckpt, "-o", os.path.join(out, "model.onnx")], [w.corrupt_ckpt], []), kept=["model.onnx"]),
     # --------------------------------------------------------------- compute-mels
@@ -232,6 +233,8 @@ CASES = [
     _c("compute-mels-bad-files", "compute_mels", 5, lambda w, out: (
         ["-f", w.bad_list, "-o", out], [w.corrupt, w.empty, w.folder_wav],
         [os.path.join(out, GOOD_WAVS[0] + ".pt")])),
+    _c("compute-mels-output-is-a-file", "compute_mels", 5, lambda w, out: (
+        ["-f", w.plain_list, "-o", w.mel], [w.mel], [])),
     _c("compute-mels-list-is-folder", "compute_mels", 5, lambda w, out: (["-f", w.root, "-o", out], [w.root], [])),
     # --------------------------------------------------------------- prepare-dataset
     *[_c(f"prepare-dataset-flag{flag}={value}{''.join(extra)}", "prepare_dataset", 3, lambda w, out, flag=flag, value=value, extra=extra: (
@@ -244,6 +247,8 @@ CASES = [
     _c("prepare-dataset-bom-list", "prepare_dataset", 4, lambda w, out: (
         [w.bom_list, "-o", out, "--validation_size", "0", "--test_size", "0", "--min_duration", "0.1"], [],
         [os.path.join(out, "train_files.txt")]), succeeds=True),
+    _c("prepare-dataset-output-is-a-file", "prepare_dataset", 5, lambda w, out: (
+        [w.plain_list, "-o", w.mel, "--validation_size", "0", "--test_size", "0", "--min_duration", "0.1"], [w.mel], [])),
     _c("prepare-dataset-bad-files", "prepare_dataset", 5, lambda w, out: (
         [w.bad_list, "-o", out, "--validation_size", "0", "--test_size", "0", "--min_duration", "0.1"],
         [w.corrupt, w.empty], [os.path.join(out, "train_files.txt")]), succeeds=True),
@@ -254,6 +259,8 @@ CASES = [
     _c("evaluate-sigma-nan", "evaluate", 3, lambda w, out: (
         ["-f", w.plain_list, "-o", out, "-w", w.ckpt, "--sigma", "nan", "--metrics", "log_mel_l1"], ["--sigma"], []),
        kept=["summary.json"]),
+    _c("evaluate-list-is-a-folder", "evaluate", 5, lambda w, out: (
+        ["-f", w.root, "-o", out, "--metrics", "log_mel_l1"], [w.root], []), kept=["summary.json"]),
     _c("evaluate-nothing-readable", "evaluate", 1, lambda w, out: (
         ["-f", w.bad_list_only, "-o", out, "--metrics", "log_mel_l1"], [w.corrupt], []), kept=["summary.json"]),
     # --------------------------------------------------------------- benchmark
@@ -272,6 +279,7 @@ CASES = [
     _c("convert-corrupt-onto-earlier", "convert_checkpoint", 1, lambda w, out: (
         [w.corrupt_ckpt, os.path.join(out, "converted.pt")], [w.corrupt_ckpt], []), kept=["converted.pt"]),
     _c("convert-empty-input", "convert_checkpoint", 5, lambda w, out: ([w.empty, os.path.join(out, "c.pt")], [w.empty], [])),
+    _c("convert-output-is-a-folder", "convert_checkpoint", 5, lambda w, out: ([w.ckpt, out], [out], [])),
     _c("convert-no-parent", "convert_checkpoint", 5, lambda w, out: (
         [w.ckpt, os.path.join(out, "missing", "c.pt")], [os.path.join(out, "missing")], [])),
     # --------------------------------------------------------------- train (WaveGlow and FloWaveNet configs)
