@@ -354,6 +354,7 @@ def test_bad_input(case, more_inputs, tmp_path, capfd, request):
     else:
         assert rc not in (0, None), f"exit status {rc}:\n{text}"
     assert "Traceback" not in text, text
+    assert "\ufeff" not in text, text  # a list's byte-order mark is never read as part of an entry
     for item in named:
         assert item in text, f"{item!r} not named in:\n{text}"
     for path in made:
