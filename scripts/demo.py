@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from waveglow.atomic import write_text
 from waveglow.audio import LOG_CLAMP, MelSpectrogram, load_audio
 from waveglow.checkpoint import CheckpointError
 from waveglow.data import read_file_list
@@ -125,8 +126,7 @@ def _name(path: str) -> str:
 
 
 def write_file_list(path: str, files: list[str]) -> str:
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(f"{file}\n" for file in files)
+    write_text(path, "".join(f"{file}\n" for file in files))
     return path
 
 
@@ -476,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     n_parameters = sum(p.numel() for p in model.parameters())
     model_line = (f"model: {checkpoint} ({title}), {n_parameters:,} parameters (weight norm removed), vocoding on {device}")
     text = summary_text(clips, data_config.sampling_rate, model_line, training, args, title)
-    with open(os.path.join(args.output_dir, "summary.txt"), "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text(os.path.join(args.output_dir, "summary.txt"), text)
     write_page(clips, args, checkpoint, training, title, data_config, device)
     print("\n" + text + f"\nwritten to {args.output_dir}/")
     return 0

@@ -27,12 +27,18 @@ from torch import nn
 from ._autocast import autocast_off
 from .errors import AudioError
 
-__all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio"]
+__all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio", "check_audio_file",
+           "min_samples"]
 
 LOG_CLAMP = 1e-5  # log(clamp(mel, min=LOG_CLAMP)), as in Tacotron 2's dynamic_range_compression
 
 
 # ------------------------------------------------------------------------------------ features
+
+
+def min_samples(filter_length: int) -> int:
+    """The fewest samples a clip needs for features: the STFT's reflect padding needs more than filter_length // 2."""
+    return filter_length // 2 + 1
 
 
 def mel_filterbank(
@@ -103,9 +109,14 @@ class MelSpectrogram(nn.Module):
         """Audio as this recipe's features expect it: Tacotron 2's takes it as read (no normalisation)."""
         return audio
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples a clip needs for these features (pass it to :func:`load_audio`)."""
+        return min_samples(self.filter_length)
+
     def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
         """Magnitude STFT: (B, T) -> (B, filter_length // 2 + 1, 1 + T // hop_length), in audio's dtype."""
-        if audio.shape[-1] <= self.filter_length // 2:
+        if audio.shape[-1] < self.min_samples:
             raise ValueError(
                 f"audio of {audio.shape[-1]} samples is too short for features: reflect padding needs "
                 f"more than filter_length // 2 = {self.filter_length // 2} samples"
@@ -196,15 +207,27 @@ def _read(path: str) -> tuple[np.ndarray, int]:
 
 def _to_mono(data: np.ndarray, path: str, downmix: bool) -> np.ndarray:
     """(T, channels) -> (T,), averaging channels only when ``downmix`` is on."""
-    channels = data.shape[1]
-    if channels == 1:
+    if data.shape[1] == 1:
         return data[:, 0]
-    if not downmix:
+    _check_channels(path, data.shape[1], downmix)
+    return data.mean(axis=1)
+
+
+def _check_channels(path: str, channels: int, downmix: bool) -> None:
+    if channels > 1 and not downmix:
         raise AudioError(
             f"{path}: {channels} channels, expected mono (downmixing is off: set data_config.downmix or pass --downmix)",
             reason="channels",
         )
-    return data.mean(axis=1)
+
+
+def _check_rate(path: str, rate: int, sampling_rate: int, resample: bool) -> None:
+    if rate != sampling_rate and not resample:
+        raise AudioError(
+            f"{path}: sampling rate {rate} Hz, expected {sampling_rate} Hz "
+            "(resampling is off: set data_config.resample or pass --resample)",
+            reason="sampling rate",
+        )
 
 
 def _resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -214,8 +237,43 @@ def _resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
     return librosa.resample(audio, orig_sr=orig_rate, target_sr=target_rate, res_type="soxr_hq").astype(np.float32)
 
 
+def _require_samples(path: str, n_samples: int, needed: int, sampling_rate: int) -> None:
+    """The one length check of a clip before features are made: AudioError (reason "too short") naming the file."""
+    if n_samples < needed:
+        raise AudioError(
+            f"{path}: too short for the features: {n_samples} samples ({1000 * n_samples / sampling_rate:.1f} ms at "
+            f"{sampling_rate} Hz), at least {needed} needed (more than filter_length // 2)",
+            reason="too short",
+        )
+
+
+def check_audio_file(
+    path: str | os.PathLike, sampling_rate: int, *, resample: bool = False, downmix: bool = False, needed: int = 0
+) -> None:
+    """What :func:`load_audio` would refuse, judged from the file's header alone (fast: no samples are read).
+
+    Raises :class:`AudioError` naming the file: missing, empty, unreadable, another sampling rate
+    (unless ``resample``), several channels (unless ``downmix``), or fewer than ``needed`` samples
+    at ``sampling_rate``. Truncated data and NaN samples show only when the file is read.
+    """
+    import soundfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file", reason="missing")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)", reason="empty")
+    try:
+        info = soundfile.info(path)
+    except (soundfile.SoundFileError, RuntimeError) as e:
+        raise AudioError(f"{path}: cannot read as audio ({e})", reason="unreadable") from None
+    _check_channels(path, info.channels, downmix)
+    _check_rate(path, info.samplerate, sampling_rate, resample)
+    _require_samples(path, int(info.frames * sampling_rate / info.samplerate), needed, sampling_rate)
+
+
 def load_audio(
-    path: str | os.PathLike, sampling_rate: int, *, resample: bool = False, downmix: bool = False
+    path: str | os.PathLike, sampling_rate: int, *, resample: bool = False, downmix: bool = False, needed: int = 0
 ) -> torch.Tensor:
     """Read a mono audio file at ``sampling_rate`` -> (T,) float32.
 
@@ -223,21 +281,20 @@ def load_audio(
     scaled by 1 / 2**(bits - 1), so int16 audio is int16 / 32768 as in the reference. Raises
     :class:`AudioError` (naming the file) for a missing, empty, truncated or unreadable file, a
     file without samples, one at another rate (unless ``resample``), one with several channels
-    (unless ``downmix``), or one holding NaN/inf samples.
+    (unless ``downmix``), one holding NaN/inf samples, or one shorter than ``needed`` samples
+    (pass the features' ``min_samples`` when the whole clip's features will be made).
     """
     path = os.fspath(path)
+    if not sampling_rate > 0:
+        raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
     data, rate = _read(path)
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples", reason="empty")
     audio = _to_mono(data, path, downmix)  # (T,)
+    _check_rate(path, rate, sampling_rate, resample)
     if rate != sampling_rate:
-        if not resample:
-            raise AudioError(
-                f"{path}: sampling rate {rate} Hz, expected {sampling_rate} Hz "
-                "(resampling is off: set data_config.resample or pass --resample)",
-                reason="sampling rate",
-            )
         audio = _resample(audio, rate, sampling_rate)
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: holds NaN or infinite samples", reason="unreadable")
+    _require_samples(path, audio.shape[0], needed, sampling_rate)
     return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))

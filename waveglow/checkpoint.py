@@ -20,7 +20,6 @@ import dataclasses
 import os
 import pickle
 import random
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_open
 from ._unpickle import RefusedPickle, restricted_pickle_module
 from .config import Config, DataConfig, config_from_dict
 from .errors import CheckpointError, ConfigError, first_line
@@ -137,23 +137,11 @@ def save_checkpoint(
         "rng_state": capture_rng_state(),
         **(extra or {}),
     }
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        with atomic_open(path, "wb") as f:
+            torch.save(payload, f)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot write checkpoint: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"{path}: cannot write checkpoint: {e.strerror or e}") from None
-        raise
     return path
 
 

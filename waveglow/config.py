@@ -195,6 +195,21 @@ def require_non_negative(values: Mapping[str, float], source: str) -> None:
             raise ConfigError(f"{source}: {key} must be >= 0, got {value}")
 
 
+def _validate_features(d: DataConfig, source: str) -> None:
+    """The STFT and mel settings agree with each other and with the sampling rate (after the family's checks)."""
+    if d.hop_length > d.win_length:
+        raise ConfigError(f"{source}: data_config.hop_length {d.hop_length} exceeds data_config.win_length {d.win_length}: "
+                          "the samples between windows would never be seen")
+    if not d.mel_fmax <= d.sampling_rate / 2:  # NaN fails too
+        raise ConfigError(f"{source}: data_config.mel_fmax {d.mel_fmax} is above the Nyquist frequency "
+                          f"{d.sampling_rate / 2:g} Hz of data_config.sampling_rate {d.sampling_rate}")
+    if not d.mel_fmin < d.mel_fmax:
+        raise ConfigError(f"{source}: data_config.mel_fmin {d.mel_fmin} must be below data_config.mel_fmax {d.mel_fmax}")
+    if d.segment_length <= d.filter_length // 2:
+        raise ConfigError(f"{source}: data_config.segment_length {d.segment_length} is too short for the features: it must "
+                          f"exceed data_config.filter_length // 2 = {d.filter_length // 2} samples")
+
+
 def _validate(config: Config, source: str) -> None:
     """Checks every family shares; the family's own ``validate`` checks its section against them."""
     d, t = config.data_config, config.train_config
@@ -203,6 +218,7 @@ def _validate(config: Config, source: str) -> None:
         "data_config.sampling_rate": d.sampling_rate,
         "data_config.hop_length": d.hop_length,
         "data_config.filter_length": d.filter_length,
+        "data_config.win_length": d.win_length,
         "data_config.n_mel_channels": d.n_mel_channels,
         "train_config.batch_size": t.batch_size,
         "train_config.iters_per_checkpoint": t.iters_per_checkpoint,
@@ -222,6 +238,7 @@ def _validate(config: Config, source: str) -> None:
     if t.lr_step_size < 0 or not 0 < t.lr_gamma <= 1:
         raise ConfigError(f"{source}: train_config.lr_step_size must be >= 0 and lr_gamma in (0, 1]")
     config.family.validate(config, source)
+    _validate_features(d, source)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Config:
@@ -245,7 +262,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Confi
 
 def _read_file(path: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is skipped
             text = f.read()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None

@@ -9,7 +9,8 @@ File lists come in three forms, all read by :func:`read_file_list`:
 
 Relative paths resolve against the folder holding the list (or, where only that exists, the
 working directory, as NVIDIA's lists of repository-relative paths expect). Blank lines and lines
-starting with ``#`` are skipped. The same reader serves mel lists (``suffixes=MEL_SUFFIXES``).
+starting with ``#`` are skipped; Windows line ends (CRLF) and a UTF-8 byte-order mark are accepted.
+The same reader serves mel lists (``suffixes=MEL_SUFFIXES``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .audio import MelSpectrogram, load_audio
+from .audio import AudioError, MelSpectrogram, check_audio_file, load_audio, min_samples
+from .errors import TrainingError
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "MEL_SUFFIXES",
     "read_file_list",
+    "training_file_list",
     "crop_segment",
     "AudioDataset",
     "ValidationDataset",
@@ -57,9 +60,43 @@ def read_file_list(path: str | os.PathLike, suffixes: tuple[str, ...] = AUDIO_SU
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is skipped
         entries = [line.split("|", 1)[0].strip() for line in f]
     return [_resolve_entry(e, folder, suffixes) for e in entries if e and not e.startswith("#")]
+
+
+def training_file_list(data_config, key: str) -> list[str]:
+    """The files of ``data_config.<key>`` (``training_files`` or ``validation_files``), every one checked.
+
+    Raises :class:`TrainingError` (one line naming the key, the list and the first bad file) when
+    the list is empty or unreadable, or any listed file is missing, unreadable, too short for the
+    features, or at a rate or channel count the data config does not accept. Only headers are read.
+    """
+    path = getattr(data_config, key)
+    if not path:
+        raise TrainingError(f"data_config.{key} is empty: give a file list")
+    try:
+        files = read_file_list(path)
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"data_config.{key} {path}: {e}") from None
+    if not files:
+        raise TrainingError(f"data_config.{key} {path}: lists no audio files")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if len(missing) == len(files):
+        raise TrainingError(f"data_config.{key} {path}: none of its {len(files)} files exist (first: {missing[0]})")
+    if missing:
+        raise TrainingError(f"data_config.{key} {path}: {len(missing)} listed files do not exist (first: {missing[0]})")
+    problems = []
+    for file in files:
+        try:
+            check_audio_file(file, data_config.sampling_rate, resample=data_config.resample,
+                             downmix=data_config.downmix, needed=min_samples(data_config.filter_length))
+        except AudioError as e:
+            problems.append(str(e))
+    if problems:
+        raise TrainingError(f"data_config.{key} {path}: {len(problems)} listed files cannot be used (first: {problems[0]}); "
+                            "leave them out of the list (waveglow-prepare-dataset checks a dataset)")
+    return files
 
 
 def crop_segment(audio: torch.Tensor, start: int, length: int) -> torch.Tensor:
@@ -98,7 +135,8 @@ class _CropDataset(Dataset):
 
     def load(self, index: int) -> torch.Tensor:
         """The whole clip of file ``index`` -> (T,) float32."""
-        return load_audio(self.files[index], self.sampling_rate, resample=self.resample, downmix=self.downmix)
+        return load_audio(self.files[index], self.sampling_rate, resample=self.resample, downmix=self.downmix,
+                          needed=self.mel.min_samples)
 
     def crop(self, audio: torch.Tensor) -> torch.Tensor:
         """(T,) -> (segment_length,)."""

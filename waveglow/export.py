@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import atomic_path
 from .config import DataConfig
 from .denoiser import Denoiser
 from .models import family_of
@@ -262,8 +263,12 @@ def _onnx_export(module: nn.Module, args: tuple, path: str, names: tuple, dynami
             custom_translation_table=_translations(),
         )
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:  # the exporter falls back to its own opset when converting to the asked one fails
+        raise ExportError(f"opset {opset} was asked for, but the exporter could only write opset {written}")
     onnx.helper.set_model_props(proto, metadata)
-    onnx.save(proto, path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
 
 
 def _translations() -> dict:
@@ -320,7 +325,8 @@ def _save_traced(module: nn.Module, args: tuple, path: str, metadata: dict[str, 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # shape checks traced as constants: the verification covers them
         traced = torch.jit.trace(module, args, check_trace=False)
-        torch.jit.save(traced, path, _extra_files={METADATA_FILE: json.dumps(metadata)})  # deprecated in torch 2.13, still supported
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, tmp, _extra_files={METADATA_FILE: json.dumps(metadata)})  # deprecated in torch 2.13, still supported
 
 
 def _jit_load(path: str, extra_files: dict | None = None) -> torch.jit.ScriptModule:

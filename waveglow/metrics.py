@@ -19,6 +19,8 @@ import os
 import time
 from typing import Any
 
+from .atomic import atomic_open
+
 __all__ = ["MetricsLog", "read_metrics"]
 
 
@@ -29,10 +31,8 @@ class MetricsLog:
         self.path = path
         if os.path.exists(path):
             kept = [r for r in read_metrics(path) if r.get("iteration", 0) <= start_iteration]
-            tmp = f"{path}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_open(path, "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
-            os.replace(tmp, path)
         self.file = open(path, "a", encoding="utf-8")
 
     def write(self, iteration: int, **values: Any) -> None:

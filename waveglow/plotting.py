@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import torch
 
+from .atomic import atomic_path
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -55,7 +57,8 @@ def new_figure(width: float, height: float) -> "Figure":
 
 def figure_to_png(fig: "Figure", path: str) -> str:
     """Write ``fig`` as a PNG file; returns ``path``."""
-    fig.savefig(path, format="png", dpi=fig.dpi, facecolor="white")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white")
     return path
 
 

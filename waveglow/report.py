@@ -35,6 +35,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from .atomic import write_text
+
 __all__ = ["METRICS", "Metric", "checkpoint_facts", "machine_facts", "write_report"]
 
 REPORT = "report.html"
@@ -364,10 +366,7 @@ def _render(context: Mapping) -> str:
 
 
 def _write_text(path: str, text: str) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
+    write_text(path, text)
 
 
 # ------------------------------------------------------------------------------ the page

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .checkpoint import load_model
 from .config import DataConfig
 from .denoiser import Denoiser
@@ -321,11 +322,12 @@ def to_int16(audio: torch.Tensor | np.ndarray) -> np.ndarray:
 def write_wav(path: str | os.PathLike, audio: torch.Tensor | np.ndarray, sampling_rate: int) -> None:
     """Write (T,) float audio as a 16-bit PCM WAV file (soundfile if installed, else scipy)."""
     samples = to_int16(audio)
-    try:
-        import soundfile
-    except ImportError:
-        from scipy.io import wavfile
+    with atomic_path(path) as tmp:  # a failed write leaves an earlier file at path as it was
+        try:
+            import soundfile
+        except ImportError:
+            from scipy.io import wavfile
 
-        wavfile.write(os.fspath(path), int(sampling_rate), samples)
-        return
-    soundfile.write(os.fspath(path), samples, int(sampling_rate), subtype="PCM_16")
+            wavfile.write(tmp, int(sampling_rate), samples)
+            return
+        soundfile.write(tmp, samples, int(sampling_rate), subtype="PCM_16", format="WAV")

@@ -28,7 +28,7 @@ from .checkpoint import (
     Checkpoint, build_model, load_state_dict_checked, read_checkpoint, restore_rng_state, save_checkpoint,
 )
 from .config import Config
-from .data import read_file_list
+from .data import training_file_list
 from .devices import cpu_precision, cuda_device, subnormals_flushed
 from .errors import CheckpointError, TrainingError
 from .evaluation import evaluate_model
@@ -228,7 +228,7 @@ class Trainer:
         t = self.config.train_config
         torch.manual_seed(t.seed)
         self._check_output_directory()
-        self.dataset = self.family.training_dataset(self._file_list(self.config.data_config.training_files, "training_files"), self.config.data_config)
+        self.dataset = self.family.training_dataset(training_file_list(self.config.data_config, "training_files"), self.config.data_config)
         self.criterion = self.family.loss(t)
         self.state = self._new_state()
         self._load_start_checkpoint()
@@ -244,7 +244,7 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         path = self.config.data_config.validation_files
-        self.validation = self.family.validation_dataset(self._file_list(path, "validation_files"), self.config.data_config) if path else None
+        self.validation = self.family.validation_dataset(training_file_list(self.config.data_config, "validation_files"), self.config.data_config) if path else None
         self.writer = self._tensorboard() if self.is_main else None
         self.metrics = MetricsLog(os.path.join(self.output_directory, "metrics.jsonl"), self.iteration) if self.is_main else None
 
@@ -287,22 +287,6 @@ class Trainer:
             os.unlink(probe)
         except OSError as e:
             raise TrainingError(f"output_directory {directory}: not writable ({e.strerror or e})") from None
-
-    def _file_list(self, path: str, key: str) -> list[str]:
-        if not path:
-            raise TrainingError(f"data_config.{key} is empty: give a file list")
-        try:
-            files = read_file_list(path)
-        except (OSError, ValueError) as e:
-            raise TrainingError(f"data_config.{key} {path}: {e}") from None
-        if not files:
-            raise TrainingError(f"data_config.{key} {path}: lists no audio files")
-        missing = [f for f in files if not os.path.isfile(f)]
-        if len(missing) == len(files):
-            raise TrainingError(f"data_config.{key} {path}: none of its {len(files)} files exist (first: {missing[0]})")
-        if missing:
-            raise TrainingError(f"data_config.{key} {path}: {len(missing)} listed files do not exist (first: {missing[0]})")
-        return files
 
     def _tensorboard(self):
         if not self.config.train_config.with_tensorboard:

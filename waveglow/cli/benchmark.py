@@ -54,7 +54,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from waveglow import CheckpointError, ConfigError, load_checkpoint, load_config
+from waveglow.atomic import write_text
 from waveglow.audio import AudioError
+from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from waveglow.checkpoint import build_model, read_checkpoint
 from waveglow.export import export_onnx
 from waveglow.models import family_of
@@ -78,22 +80,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a mel file (.pt/.npy) for the precision comparison; default: random frames")
     p.add_argument("--no_accuracy", action="store_true",
                    help="skip the SNR of each reduced precision against float32 at sigma 0")
-    p.add_argument("--accuracy_sigma", type=float, default=0.0,
+    p.add_argument("--accuracy_sigma", type=non_negative_float, default=0.0,
                    help="the precision comparison's latent: 0 (z = 0), else one z ~ N(0, sigma^2) drawn once "
                         "and given to every precision")
-    p.add_argument("--lengths", type=float, nargs="+", default=[1.0, 10.0], help="utterance lengths in seconds")
-    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1])
+    p.add_argument("--lengths", type=positive_float, nargs="+", default=[1.0, 10.0], help="utterance lengths in seconds")
+    p.add_argument("--batch_sizes", type=positive_int, nargs="+", default=[1])
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(DTYPES))
     p.add_argument("--modes", nargs="+", default=["plain", "fast"], choices=MODES)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    p.add_argument("--sigma", type=float, default=0.6)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--warmup", type=non_negative_int, default=1)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--sigma", type=non_negative_float, default=0.6)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--train", action="store_true", help="also benchmark training steps")
     p.add_argument("--train_precisions", nargs="+", default=["fp32", "amp"], choices=["fp32", "amp"])
-    p.add_argument("--train_batch_size", type=int, default=1)
-    p.add_argument("--segment_length", type=int, default=16000)
+    p.add_argument("--train_batch_size", type=positive_int, default=1)
+    p.add_argument("--segment_length", type=positive_int, default=16000)
     p.add_argument("--no_inference", action="store_true", help="skip the inference rows")
     p.add_argument("--train_checkpoint", default=None,
                    help="time --warmup + --repeats training steps from this checkpoint's state (weights, Adam "
@@ -812,6 +814,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    json_path = args.output_json or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
+    md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
+    try:  # the folders first: a run that measured for minutes must not end unable to write
+        for path in (json_path, md_path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as e:
+        print(f"error: {e.filename or json_path}: cannot create the output folder: {e.strerror or e}", file=sys.stderr)
+        return 1
     try:
         sampling_rate = load_config(args.config).data_config.sampling_rate
         source = source_model(args) if not (args.no_inference or args.families) else None
@@ -842,13 +852,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     result["meta"]["loadavg_end"] = os.getloadavg()
-    json_path = args.output_json or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
-    md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
-    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-    with open(json_path, "w") as f:
-        json.dump(result, f, indent=2)
-    with open(md_path, "w") as f:
-        f.write(markdown(result))
+    try:
+        write_text(json_path, json.dumps(result, indent=2))
+        write_text(md_path, markdown(result))
+    except OSError as e:
+        print(f"error: cannot write {json_path} and {md_path}: {e.strerror or e}"
+              + (f" ({e.filename})" if e.filename else ""), file=sys.stderr)
+        return 1
     print(f"wrote {json_path} and {md_path}")
     return 0
 

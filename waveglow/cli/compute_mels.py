@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from waveglow.atomic import atomic_open
 from waveglow.audio import MelSpectrogram, load_audio
 from waveglow.config import Config, ConfigError, DataConfig, load_config
 from waveglow.data import read_file_list
@@ -47,17 +48,19 @@ def data_settings(args: argparse.Namespace) -> tuple[DataConfig, nn.Module]:
 
 def compute_mel(path: str, features: nn.Module, data_config: DataConfig) -> torch.Tensor:
     """One audio file -> (n_mel, 1 + T // hop_length) float32, prepared as the features expect."""
-    audio = load_audio(path, data_config.sampling_rate, resample=data_config.resample, downmix=data_config.downmix)
+    audio = load_audio(path, data_config.sampling_rate, resample=data_config.resample, downmix=data_config.downmix,
+                       needed=features.min_samples)
     with torch.no_grad():
         return features(features.prepare_audio(audio[None]))[0].contiguous()  # (n_mel, frames)
 
 
 def save_mel(mel: torch.Tensor, output_path: str, fmt: str) -> None:
-    if fmt == "npy":
-        with open(output_path, "wb") as f:  # an open file: np.save adds no second suffix
-            np.save(f, mel.numpy())
-    else:
-        torch.save(mel.clone(), output_path)  # clone: save only this tensor's storage
+    """Write one mel file; an earlier file at ``output_path`` is replaced only once the new one is whole."""
+    with atomic_open(output_path, "wb") as f:
+        if fmt == "npy":
+            np.save(f, mel.numpy())  # an open file: np.save adds no second suffix
+        else:
+            torch.save(mel.clone(), f)  # clone: save only this tensor's storage
 
 
 def compute_all(files: list[str], data_config: DataConfig, features: nn.Module, args: argparse.Namespace) -> int:

@@ -15,20 +15,22 @@ import os
 import shlex
 import sys
 
+from waveglow.cli.arguments import port, positive_int
+
 TRAIN_MODULE = "waveglow.cli.train"  # launched as python -m, so no train.py file need sit beside this one
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="JSON or YAML config")
-    parser.add_argument("--nproc", type=int, default=None,
+    parser.add_argument("--nproc", type=positive_int, default=None,
                         help="processes to start (default: one per visible GPU, 1 without a GPU)")
     parser.add_argument("-s", "--stdout_dir", "--log_dir", dest="log_dir", default=None,
                         help="folder for per-rank logs (default: <output_directory>/dist_logs)")
     parser.add_argument("-a", "--args_str", default="", help='extra train.py arguments, quoted: -a "--resume"')
     parser.add_argument("--script", default=None,
                         help=f"training script file to launch (default: python -m {TRAIN_MODULE})")
-    parser.add_argument("--master_port", type=int, default=None, help="rendezvous port (default: a free one)")
+    parser.add_argument("--master_port", type=port, default=None, help="rendezvous port (default: a free one)")
     return parser.parse_args(argv)
 
 
@@ -41,10 +43,19 @@ def torchrun_args(args: argparse.Namespace, nproc: int, log_dir: str) -> list[st
     return launch + [*program, "-c", args.config, *shlex.split(args.args_str)]
 
 
-def _default_log_dir(config_path: str) -> str:
+def checked_config(args: argparse.Namespace):
+    """The config as the training processes will read it (with -a's --set overrides): a bad file or
+    value is refused here, once, before any process starts. Raises ConfigError or ValueError."""
     from waveglow.config import load_config
 
-    return os.path.join(load_config(config_path).train_config.output_directory, "dist_logs")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--set", action="append", default=[])
+    try:
+        words = shlex.split(args.args_str)
+    except ValueError as e:
+        raise ValueError(f"-a {args.args_str!r}: {e}") from None
+    known, _ = overrides.parse_known_args(words)
+    return load_config(args.config, known.set)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     nproc = args.nproc or max(torch.cuda.device_count(), 1)
     try:
-        log_dir = args.log_dir or _default_log_dir(args.config)
+        config = checked_config(args)
+        log_dir = args.log_dir or os.path.join(config.train_config.output_directory, "dist_logs")
         os.makedirs(log_dir, exist_ok=True)
-    except (ConfigError, OSError) as e:
+    except (ConfigError, OSError, ValueError) as e:  # ValueError: -a with unbalanced quotes, named
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"launching {nproc} process(es) of {os.path.basename(args.script or TRAIN_MODULE)}; per-rank logs in {log_dir}", flush=True)

@@ -38,8 +38,10 @@ import torch
 from tqdm import tqdm
 
 from waveglow import evaluation
+from waveglow.atomic import atomic_open, write_text
 from waveglow.audio import AudioError, MelSpectrogram, load_audio
 from waveglow.checkpoint import CheckpointError
+from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
 from waveglow.config import DataConfig
 from waveglow.data import read_file_list
 from waveglow.likelihood import clip_log_likelihood
@@ -61,12 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="another system's outputs: DIR/<clip stem>.wav, scored as NAME")
     parser.add_argument("--griffin-lim", dest="griffin_lim", action="store_true",
                         help=f"add the Griffin-Lim baseline ({GRIFFIN_LIM_ITERATIONS} iterations, seeded)")
-    parser.add_argument("--sigma", type=float, default=None, help="noise scale; default: each model's own")
+    parser.add_argument("--sigma", type=non_negative_float, default=None, help="noise scale; default: each model's own")
     parser.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (vocoding noise, Griffin-Lim)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N clips of the list")
+    parser.add_argument("--limit", type=positive_int, default=None, help="score only the first N clips of the list")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     parser.add_argument("--metrics", nargs="+", choices=evaluation.METRICS, default=list(evaluation.METRICS))
-    parser.add_argument("--report-clips", dest="report_clips", type=int, default=20, metavar="N",
+    parser.add_argument("--report-clips", dest="report_clips", type=non_negative_int, default=20, metavar="N",
                         help="report.html: players and spectrograms for the first N clips, scores of the rest")
     return parser.parse_args(argv)
 
@@ -165,12 +167,7 @@ def read_outside_wav(path: str, rate: int) -> np.ndarray:
 
 def read_reference(path: str, rate: int, features: torch.nn.Module) -> np.ndarray:
     """A reference clip at the evaluation rate -> (T,); AudioError naming the file if it cannot be used."""
-    clip = load_audio(path, rate, resample=True, downmix=True).numpy()
-    try:
-        evaluation.log_mel(features, clip)
-    except ValueError as e:  # too short for the features: say so once, not once per system
-        raise AudioError(f"{path}: {e}") from None
-    return clip
+    return load_audio(path, rate, resample=True, downmix=True, needed=features.min_samples).numpy()
 
 
 def warm_up(systems: list[System], rate: int) -> None:
@@ -278,7 +275,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def write_csv(path: str, results: Results, metrics: tuple[str, ...]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["clip", "system", *metrics, "note"], restval="")
         writer.writeheader()
         for row in results.rows:
@@ -371,13 +368,10 @@ def _frequency_axis(ax, rate: int, n_mel: int) -> None:
 
 def write_outputs(output_dir: str, result: dict, results: Results, metrics: tuple[str, ...], rate: int,
                   device: torch.device, seconds: float) -> str:
-    with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_text(os.path.join(output_dir, "summary.json"), json.dumps(result, indent=2) + "\n")
     write_csv(os.path.join(output_dir, "clips.csv"), results, metrics)
     text = summary_markdown(result, results, device, seconds)
-    with open(os.path.join(output_dir, "summary.md"), "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text(os.path.join(output_dir, "summary.md"), text)
     spectrogram_figure(os.path.join(output_dir, "spectrograms.png"), results.figure[:FIGURE_CLIPS], rate)
     return text
 

@@ -9,20 +9,25 @@ model's ``sample_latent`` draws (WaveGlow: (B, n_group, hop F / n_group); FloWav
 and returns audio (B, hop F); any registered family exports the same way; batch and length are
 dynamic. ``--denoiser`` also writes the denoiser graph beside it (``waveglow.onnx`` -> ``waveglow.denoiser.onnx``). Every file is
 loaded back (onnxruntime on the CPU, or torch.jit.load) and compared with ``model.infer`` at two
-random lengths, batch 1 and 2; the exit status is 1, and the file removed, when it differs by
-more than the tolerance (1e-4 in float32). See docs/export.md.
+random lengths, batch 1 and 2. Each file is written under a temporary name beside the output and
+takes the output's name only once every check has passed: when the file differs by more than the
+tolerance (1e-4 in float32), or anything else fails, the exit status is 1 and an earlier file at the
+output path is left as it was. See docs/export.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 
 import torch
 
+from waveglow.atomic import atomic_path
 from waveglow.checkpoint import CheckpointError
+from waveglow.cli.arguments import onnx_opset
 from waveglow.denoiser import Denoiser
 from waveglow.export import (
     DEFAULT_OPSET,
@@ -46,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
     parser.add_argument("-o", "--output", required=True, help="the file to write")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (18 or newer)")
+    parser.add_argument("--opset", type=onnx_opset(DEFAULT_OPSET), default=DEFAULT_OPSET, help="ONNX opset (18 or newer)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
                         help="the graph's precision (inputs and output too)")
     parser.add_argument("--denoiser", action="store_true", help="also write the denoiser graph (float32)")
@@ -75,23 +80,16 @@ def export(model, path: str, args: argparse.Namespace, data_config) -> None:
         export_torchscript(model, path, dtype=dtype, data_config=data_config)
 
 
-def write_and_verify(path: str, write, verify) -> str:
-    """Write a file and check it; returns the check's summary. On failure the file is removed and
-    ExportError (a one-line message naming the file) raised."""
+def write_and_verify(path: str, tmp: str, write, verify) -> str:
+    """Write the temporary file ``tmp`` (``write(tmp)``) and check it (``verify(tmp)``); returns the check's
+    summary. Failures raise ExportError, a one-line message naming ``path``, the file the user asked for."""
     try:
-        write()
-        return verify().summary()
-    except ExportError:
-        _remove(path)
-        raise
+        write(tmp)
+        return verify(tmp).summary()
+    except ExportError as e:
+        raise ExportError(str(e).replace(tmp, path)) from None
     except Exception as e:  # the exporter's own errors: unsupported operators, disk full ...
-        _remove(path)
-        raise ExportError(f"{path}: export failed: {first_line(e)}") from None
-
-
-def _remove(path: str) -> None:
-    if os.path.isfile(path):
-        os.remove(path)
+        raise ExportError(f"{path}: export failed: {first_line(e).replace(tmp, path)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,21 +109,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     model = model if isinstance(model, torch.nn.Module) else model.model  # the model a fast inference object wraps
+    diverged = next((name for name, p in model.state_dict().items() if not torch.isfinite(p).all()), None)
+    if diverged is not None:  # the check would refuse the file anyway: say why, before minutes of exporting
+        print(f"error: {args.waveglow_path}: {diverged} holds NaN or infinite values (a diverged checkpoint?): "
+              "nothing to export", file=sys.stderr)
+        return 1
     dtype = DTYPES[args.dtype]
-    try:
-        start = time.perf_counter()
-        summary = write_and_verify(args.output, lambda: export(model, args.output, args, data_config),
-                                   lambda: verify_export(args.output, model, dtype, seed=args.seed))
-        print(f"wrote {args.output} ({args.format}, {args.dtype}) in {time.perf_counter() - start:.1f} s: {summary}")
-        if args.denoiser:
-            denoiser = Denoiser(model)
-            meta = graph_metadata(model, data_config, torch.float32)
-            summary = write_and_verify(paths[1], lambda: export_denoiser(denoiser, paths[1], args.format, meta, args.opset),
-                                       lambda: verify_denoiser(paths[1], denoiser, seed=args.seed))
-            print(f"wrote {paths[1]} (denoiser, float32): {summary}")
-    except ExportError as e:
+    try:  # both files replace earlier ones only once both have passed their checks
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(args.output))
+            start = time.perf_counter()
+            summary = write_and_verify(args.output, tmp, lambda p: export(model, p, args, data_config),
+                                       lambda p: verify_export(p, model, dtype, seed=args.seed))
+            messages = [f"wrote {args.output} ({args.format}, {args.dtype}) in {time.perf_counter() - start:.1f} s: {summary}"]
+            if args.denoiser:
+                tmp = stack.enter_context(atomic_path(paths[1]))
+                denoiser = Denoiser(model)
+                meta = graph_metadata(model, data_config, torch.float32)
+                summary = write_and_verify(paths[1], tmp, lambda p: export_denoiser(denoiser, p, args.format, meta, args.opset),
+                                           lambda p: verify_denoiser(p, denoiser, seed=args.seed))
+                messages.append(f"wrote {paths[1]} (denoiser, float32): {summary}")
+    except (ExportError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print("\n".join(messages))
     return 0
 
 

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from waveglow.checkpoint import CheckpointError
+from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
 from waveglow.config import DataConfig
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
 from waveglow.denoiser import Denoiser
@@ -58,19 +59,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     model.add_argument("-w", "--waveglow_path", help="checkpoint (any format load_checkpoint reads)")
     model.add_argument("--onnx", help="an ONNX file from scripts/export.py, run with onnxruntime (its dtype is the file's)")
     parser.add_argument("-o", "--output_dir", required=True)
-    parser.add_argument("-s", "--sigma", type=float, default=None,
+    parser.add_argument("-s", "--sigma", type=non_negative_float, default=None,
                         help="noise scale (temperature); default: the model family's (WaveGlow 1.0, FloWaveNet 0.8)")
-    parser.add_argument("--sampling_rate", type=int, default=None,
+    parser.add_argument("--sampling_rate", type=positive_int, default=None,
                         help="WAV header rate; default: the checkpoint's data_config (22050 when it has none)")
     parser.add_argument("--is_fp16", action="store_true", help="same as --dtype float16 (CUDA only)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default float32")
-    parser.add_argument("-d", "--denoiser_strength", type=float, default=0.0, help="0 disables the denoiser")
+    parser.add_argument("-d", "--denoiser_strength", type=non_negative_float, default=0.0, help="0 disables the denoiser")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
-    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--batch_size", type=positive_int, default=1)
     parser.add_argument("--seed", type=int, default=None, help="file i uses seed + i; default: random")
-    parser.add_argument("--chunk_frames", type=int, default=1024,
+    parser.add_argument("--chunk_frames", type=non_negative_int, default=1024,
                         help="vocode longer mels in chunks of this many frames; 0: never chunk")
-    parser.add_argument("--overlap_frames", type=int, default=None,
+    parser.add_argument("--overlap_frames", type=non_negative_int, default=None,
                         help="context frames on each side of a chunk; default: the model family's (WaveGlow 32)")
     parser.add_argument("--low_memory", action="store_true",
                         help="do not keep the folded conditioning operators (2 GB in float32 for the default "
@@ -143,9 +144,8 @@ def mel_from_wav(path: str, features, data_config: DataConfig, args: argparse.Na
     """--wav mode: the model family's own features (``features``) of an audio file -> (n_mel, frames)."""
     from waveglow.audio import load_audio
 
-    audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix)  # (T,)
-    if audio.numel() == 0:
-        raise MelError("empty audio file")
+    audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix,
+                       needed=features.min_samples)  # (T,); AudioError naming the file when too short
     with torch.no_grad():
         mel = features(features.prepare_audio(audio.unsqueeze(0)))[0]  # (n_mel, 1 + T // hop)
     return check_mel(mel, data_config.n_mel_channels)

@@ -12,13 +12,16 @@ line, relative to the output folder (``--absolute`` for absolute paths), sorted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from waveglow.audio import AudioError, load_audio
+from waveglow.atomic import atomic_open
+from waveglow.audio import AudioError, load_audio, min_samples
+from waveglow.cli.arguments import fraction, non_negative_float, non_negative_int, positive_int
 from waveglow.config import ConfigError, DataConfig, load_config
 from waveglow.data import AUDIO_SUFFIXES, read_file_list
 
@@ -41,16 +44,16 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("data", help="LJSpeech-layout folder, folder of audio files, or a file list")
     parser.add_argument("-o", "--output_dir", default="filelists", help="where the lists go (default: filelists)")
     parser.add_argument("-c", "--config", help="take sampling_rate, resample and downmix from this config's data_config")
-    parser.add_argument("--sampling_rate", type=int, default=None, help="required rate (default: config's, else 22050)")
+    parser.add_argument("--sampling_rate", type=positive_int, default=None, help="required rate (default: config's, else 22050)")
     parser.add_argument("--resample", action="store_true", help="accept files at other rates (they will be resampled)")
     parser.add_argument("--downmix", action="store_true", help="accept multi-channel files (they will be averaged)")
-    parser.add_argument("--validation_size", type=int, default=100, help="files held out for validation")
-    parser.add_argument("--test_size", type=int, default=100, help="files held out for testing")
+    parser.add_argument("--validation_size", type=non_negative_int, default=100, help="files held out for validation")
+    parser.add_argument("--test_size", type=non_negative_int, default=100, help="files held out for testing")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the shuffle before splitting")
-    parser.add_argument("--min_duration", type=float, default=0.5, help="seconds; shorter files are left out")
-    parser.add_argument("--max_duration", type=float, default=0.0, help="seconds; longer files are left out (0: no limit)")
-    parser.add_argument("--min_rms", type=float, default=1e-3, help="quieter files count as silent (1e-3 = -60 dBFS)")
-    parser.add_argument("--max_clipped", type=float, default=1e-3,
+    parser.add_argument("--min_duration", type=non_negative_float, default=0.5, help="seconds; shorter files are left out")
+    parser.add_argument("--max_duration", type=non_negative_float, default=0.0, help="seconds; longer files are left out (0: no limit)")
+    parser.add_argument("--min_rms", type=non_negative_float, default=1e-3, help="quieter files count as silent (1e-3 = -60 dBFS)")
+    parser.add_argument("--max_clipped", type=fraction, default=1e-3,
                         help=f"largest fraction of samples at |x| >= {CLIP_LEVEL} before a file counts as clipped")
     parser.add_argument("--absolute", action="store_true", help="write absolute paths")
     return parser.parse_args(argv)
@@ -87,7 +90,8 @@ def discover(data: str) -> list[str]:
 def check_file(path: str, data_config: DataConfig, args: argparse.Namespace) -> Finding:
     """Read one file and judge it against the rate, duration, silence and clipping limits."""
     try:
-        audio = load_audio(path, data_config.sampling_rate, resample=data_config.resample, downmix=data_config.downmix)
+        audio = load_audio(path, data_config.sampling_rate, resample=data_config.resample, downmix=data_config.downmix,
+                           needed=min_samples(data_config.filter_length))
     except AudioError as e:
         return Finding(path, e.reason, str(e))
     seconds = audio.numel() / data_config.sampling_rate
@@ -126,11 +130,13 @@ def split(paths: list[str], validation_size: int, test_size: int, seed: int) -> 
     return sorted(train), sorted(validation), sorted(test)
 
 
-def write_list(path: str, files: list[str], absolute: bool) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    with open(path, "w", encoding="utf-8") as f:
-        for file in files:
-            f.write((file if absolute else os.path.relpath(file, folder)) + "\n")
+def write_lists(paths: list[str], lists: tuple[list[str], ...], absolute: bool) -> None:
+    """Write the lists together: all replace the earlier ones, or (on any error) none does."""
+    with contextlib.ExitStack() as stack:
+        for path, files in zip(paths, lists):
+            folder = os.path.dirname(os.path.abspath(path))
+            f = stack.enter_context(atomic_open(path, "w", encoding="utf-8"))
+            f.writelines((file if absolute else os.path.relpath(file, folder)) + "\n" for file in files)
 
 
 def summary(findings: list[Finding]) -> str:
@@ -182,8 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     paths = [os.path.join(args.output_dir, name) for name in LIST_NAMES]
     try:
         os.makedirs(args.output_dir, exist_ok=True)
-        for path, files_in_list in zip(paths, lists):
-            write_list(path, files_in_list, args.absolute)
+        write_lists(paths, lists, args.absolute)
     except OSError as e:
         print(f"error: cannot write the lists to {args.output_dir}: {e.strerror or e}", file=sys.stderr)
         return 1

@@ -15,8 +15,10 @@ import os
 import sys
 import warnings
 
+from waveglow.atomic import atomic_open
 from waveglow.averaging import average_run
 from waveglow.checkpoint import CheckpointError
+from waveglow.cli.arguments import non_negative_int
 from waveglow.config import ConfigError, load_config
 
 
@@ -31,17 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="start from these weights (any supported format) with a fresh optimizer")
     parser.add_argument("--average", type=int, default=None, metavar="N",
                         help="with --fine_tune RUN_DIR: start from the mean of its last N <family>_<iteration> checkpoints")
-    parser.add_argument("-r", "--rank", type=int, default=None, help="process rank (reference-style launch)")
+    parser.add_argument("-r", "--rank", type=non_negative_int, default=None, help="process rank (reference-style launch)")
     parser.add_argument("-g", "--group_name", default="", help="process group name (reference-style launch)")
     return parser.parse_args(argv)
 
 
 def _write_resolved_config(config, directory: str) -> None:
-    path = os.path.join(directory, "config.json")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
         json.dump(config.to_dict(), f, indent=4)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

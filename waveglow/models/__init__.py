@@ -85,7 +85,9 @@ class ModelFamily:
     model_class: type
     build: Callable[["Config"], nn.Module]  # a fresh model for a whole config
     loss: Callable[["TrainConfig"], nn.Module]  # loss(model(mel, audio)) -> scalar
-    features: Callable[["DataConfig"], nn.Module]  # (B, T) audio -> (B, n_mel, 1 + T // hop)
+    # (B, T) audio -> (B, n_mel, 1 + T // hop); a MelSpectrogram (subclass): the tools also use its
+    # prepare_audio (the recipe's normalisation) and min_samples (the shortest clip it takes)
+    features: Callable[["DataConfig"], nn.Module]
     training_dataset: Callable[[list, "DataConfig"], Any]  # items (mel, audio) crops
     validation_dataset: Callable[[list, "DataConfig"], Any]
     validate: Callable[["Config", str], None]  # cross-checks of the sections; raises ConfigError

@@ -49,7 +49,8 @@ class _FrameAlignedCrops(Dataset):
 
     def clip(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole clip of file ``index`` -> (mel (n_mel, F), audio (F * hop,)), F = 1 + T // hop."""
-        audio = load_audio(self.files[index], self.sampling_rate, resample=self.resample, downmix=self.downmix)
+        audio = load_audio(self.files[index], self.sampling_rate, resample=self.resample, downmix=self.downmix,
+                           needed=self.mel.min_samples)
         audio = self.mel.prepare_audio(audio)  # (T,)
         with torch.no_grad():
             mel = self.mel(audio[None])[0]  # (n_mel, F)
