@@ -214,3 +214,70 @@ def test_stream_follows_device_and_dtype():
 def read_wav(path: str) -> tuple[int, np.ndarray]:
     with wave.open(os.fspath(path)) as f:
         return f.getframerate(), np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+
+
+# ------------------------------------------------------------------------------ waveglow-inference --stream
+
+
+@pytest.fixture(scope="module")
+def checkpoint_and_mel(tmp_path_factory):
+    from waveglow import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("stream_cli")
+    config = tiny_config("waveglow")
+    model = tiny_model(family_named("waveglow"), config)
+    path = save_checkpoint(folder / "tiny.pt", model, config)
+    mel_path = folder / "utt.pt"
+    torch.save(mel_of(model, 21), mel_path)
+    return str(path), str(mel_path), model
+
+
+def test_cli_stream_writes_the_exact_audio_incrementally(checkpoint_and_mel, tmp_path, capsys, monkeypatch):
+    from waveglow.cli import inference
+    from waveglow.wav_stream import WavStreamWriter
+
+    path, mel_path, model = checkpoint_and_mel
+    sizes = []  # the WAV as a reader sees it after every chunk
+    write = WavStreamWriter.write
+
+    def watched(self, samples):
+        write(self, samples)
+        sizes.append(read_wav(self.path)[1].size)
+
+    monkeypatch.setattr(WavStreamWriter, "write", watched)
+    status = inference.main(["-f", mel_path, "-w", path, "-o", str(tmp_path), "--stream", "--chunk-frames", "4",
+                             "--seed", "11", "-s", "0.8"])
+    assert status == 0
+    err = capsys.readouterr().err
+    assert "first audio after" in err and "real-time factor" in err and "algorithmic latency 1 frames" in err
+    rate, samples = read_wav(tmp_path / "utt_synthesis.wav")
+    assert rate == 22050 and len(sizes) >= 5 and sizes == sorted(sizes) and sizes[-1] == 21 * 256
+    mel = torch.load(mel_path)
+    whole = model.infer(mel[None], 0.8, z=stream_latent(model, 21, sigma=0.8, seed=11))[0]
+    expected = np.clip(whole.numpy() * 32768.0, -32768, 32767).astype(np.int16)
+    assert np.abs(samples.astype(np.int32) - expected).max() <= 1
+
+
+def test_cli_stream_to_stdout_is_raw_pcm(checkpoint_and_mel, capfdbinary):
+    from waveglow.cli import inference
+
+    path, mel_path, _ = checkpoint_and_mel
+    status = inference.main(["-f", mel_path, "-w", path, "-o", "-", "--stream", "--chunk-frames", "1",
+                             "--lookahead-frames", "0", "--seed", "11", "-s", "0.8"])
+    out, err = capfdbinary.readouterr()
+    assert status == 0
+    assert len(out) == 2 * 21 * 256 and not out.startswith(b"RIFF")
+    assert b"first audio after" in err and b"algorithmic latency 0 frames" in err
+
+
+def test_cli_stream_bad_settings_are_one_line_errors(checkpoint_and_mel, tmp_path, capsys):
+    from waveglow.cli import inference
+
+    path, mel_path, _ = checkpoint_and_mel
+    for extra, message in ((["--chunk-frames", "0"], "--chunk-frames"), (["--lookahead-frames", "-1"], "--lookahead"),
+                           (["-d", "0.1"], "denoiser")):
+        assert inference.main(["-f", mel_path, "-w", path, "-o", str(tmp_path), "--stream", *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert inference.main(["-f", mel_path, mel_path, "-w", path, "-o", "-", "--stream"]) == 2
+    assert "exactly one input" in capsys.readouterr().err
