@@ -281,3 +281,31 @@ def test_cli_stream_bad_settings_are_one_line_errors(checkpoint_and_mel, tmp_pat
         assert message in err and err.count("\n") == 1
     assert inference.main(["-f", mel_path, mel_path, "-w", path, "-o", "-", "--stream"]) == 2
     assert "exactly one input" in capsys.readouterr().err
+
+
+def test_benchmark_stream_rows(tmp_path):
+    """waveglow-benchmark --stream: a row per family and push size, the error table and the plot."""
+    import json
+
+    from conftest import CONFIGS, TEST_DATA
+
+    from waveglow.cli import benchmark
+
+    out = tmp_path / "stream.json"
+    status = benchmark.main([
+        "--stream", "--configs", os.path.join(CONFIGS, "tiny.json"), os.path.join(CONFIGS, "flowavenet_small.json"),
+        "--chunks", "1", "4", "--pushes", "1", "--error_frames", "2", "--lookaheads", "0", "3",
+        "--clip", os.path.join(TEST_DATA, "wavs", "allison-vm-tooshort.wav"),
+        "--output_json", str(out), "--plot", str(tmp_path / "stream.png"),
+    ])
+    assert status == 0
+    result = json.loads(out.read_text())
+    assert [r["family"] for r in result["families"]] == ["waveglow", "flowavenet"]
+    for r in result["families"]:
+        assert [t["chunk_frames"] for t in r["timing"]] == [1, 4]
+        assert all(t["rtf"] > 0 and t["first_audio_s"] is not None for t in r["timing"])
+        errors = {e["lookahead"]: e for e in r["errors"]}
+        assert errors[0]["max_abs_error"] > 1e-5  # lookahead 0 on perturbed weights is not exact
+        assert errors["exact"]["max_abs_error"] <= 1e-4
+    assert (tmp_path / "stream.png").stat().st_size > 10_000
+    assert "real-time factor" in (tmp_path / "stream.md").read_text()

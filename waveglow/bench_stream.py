@@ -187,24 +187,39 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: str) -> None:
-    """Error (dB relative to the signal) against lookahead, one line per family and weights."""
+    """Left: error (dB relative to the signal) against lookahead, one line per family and weights.
+    Right: real-time factor against frames per push, one line per family."""
     from waveglow.plotting import figure_to_png, new_figure
 
-    fig = new_figure(7.5, 4.2)
-    ax = fig.add_subplot(1, 1, 1)
+    fig = new_figure(11, 4.4)
+    ax, speed = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     floor = -160.0
     for r in result["families"] + result["checkpoints"]:
-        rows = r["errors"]
+        rows = sorted(r["errors"], key=lambda e: e["lookahead_frames"])
         xs = [e["lookahead_frames"] for e in rows]
         ys = [floor if e["relative_error_db"] is None else max(floor, e["relative_error_db"]) for e in rows]
-        label = f"{r['family']}, {rows[0]['weights']} (exact at {r['receptive_field']['future']})"
-        ax.plot(xs, ys, marker="o", label=label)
+        ax.plot(xs, ys, marker="o", label=f"{r['family']}, {rows[0]['weights']} (exact at {r['receptive_field']['future']})")
     ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("lookahead (mel frames after the frame; symlog scale)")
-    ax.set_ylabel("error / signal (dB, RMS)")
-    ax.set_title(f"Streaming error against whole-utterance inference ({floor:.0f} dB: identical)")
+    ax.set_xlabel("lookahead (mel frames after the frame)")
+    ax.set_ylabel("error / signal (dB, RMS over sampled frames)")
+    ax.set_title(f"Error against whole-utterance inference ({floor:.0f} dB: identical)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+    for r in result["families"]:
+        chunks = [t["chunk_frames"] for t in r["timing"]]
+        speed.plot(chunks, [t["rtf"] for t in r["timing"]], marker="o",
+                   label=f"{r['family']} ({r['parameters'] / 1e6:.1f} M parameters), exact lookahead {r['latency_frames']}")
+    speed.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    speed.set_xscale("log", base=2)
+    ticks = sorted({t["chunk_frames"] for r in result["families"] for t in r["timing"]})
+    speed.set_xticks(ticks, [str(t) for t in ticks])
+    speed.set_yscale("log")
+    speed.set_xlabel("frames per push")
+    speed.set_ylabel("real-time factor (compute s per audio s)")
+    meta = result["meta"]
+    speed.set_title(f"Exact streaming cost, CPU, {meta['threads']} thread(s), shared machine", fontsize=10)
+    speed.grid(True, which="both", alpha=0.3)
+    speed.legend(fontsize=7)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure_to_png(fig, path)
 
