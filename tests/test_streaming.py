@@ -65,6 +65,9 @@ def test_stream_equals_whole_utterance_for_every_chunking(family_model):
         audio = stream(model, mel, sizes, seed=7)
         assert audio.shape == whole.shape
         assert (audio - whole).abs().max() <= 1e-4, (family.name, sizes)
+    # a lookahead beyond the field is exact too (it only waits longer)
+    longer = model.receptive_field().future + 3
+    assert (stream(model, mel, [2] * 15, seed=7, lookahead_frames=longer) - whole).abs().max() <= 1e-4
     # the plain path (no fast object) too, and a different seed gives different audio
     assert (stream(model, mel, [3] * 10, seed=7, fast=False) - whole).abs().max() <= 1e-4
     assert (stream(model, mel, [FRAMES], seed=8) - whole).abs().max() > 1e-2

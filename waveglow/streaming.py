@@ -8,7 +8,7 @@
 Every flow of every family is non-causal along time but reaches only a bounded number of frames
 (the model reports it: ``model.receptive_field()``, a :class:`~waveglow.models.ReceptiveField`).
 The stream keeps the last ``past + lookahead`` frames it received and, once ``lookahead`` frames
-after a frame have arrived, vocodes a window of frames ``[a - past, b + lookahead)`` with the
+after a frame have arrived, vocodes a window of frames ``[a - past, b + min(lookahead, future))`` with the
 model's own ``infer`` (its fast path when it has one) and returns the audio of ``[a, b)``. The
 first window starts at frame 0 and the last (``flush``) ends at the utterance's last frame, so
 the zero padding of whole-utterance inference is reproduced at both ends. With the default
@@ -205,7 +205,7 @@ class StreamingVocoder:
         field, align = self.field, self.field.alignment
         s = max(0, a - field.past)
         s -= s % align
-        ahead = max(self.lookahead, field.future) if final else self.lookahead
+        ahead = field.future if final else min(self.lookahead, field.future)  # more context changes nothing
         e = min(self.received, b + ahead)
         if (e - s) % align and e != self.received:
             e -= (e - s) % align  # a squeezing family takes whole aligned blocks only
