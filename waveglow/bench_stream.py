@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--error_frames", type=int, default=4, help="frames sampled for the error table")
     p.add_argument("--clip", default=os.path.join("tests", "data", "wavs", "allison-vm-tooshort.wav"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--date", default=datetime.date.today().isoformat())
     p.add_argument("--output_json", default=None, help="default: benchmarks/cpu_<date>_streaming.json")
@@ -98,10 +99,11 @@ def error_rows(model, data_config, args, weights: str) -> list[dict]:
     span = max(args.error_frames, 64)  # the sampled frames spread over this many frames of speech
     frames = field.past + reach + span + 1
     frames += (-frames) % field.alignment
-    mel = speech_mel(model, data_config, args.clip, frames)
+    device = next(iter(model.parameters())).device
+    mel = speech_mel(model, data_config, args.clip, frames).to(device)
     sigma = family.default_sigma
-    z = stream_latent(model, frames, sigma=sigma, seed=args.seed)
-    whole = model.infer(mel[None], sigma, z=z)[0]
+    z = stream_latent(model, frames, sigma=sigma, seed=args.seed).to(device)
+    whole = model.infer(mel[None], sigma, z=z)[0].float().cpu()
     targets = [field.past + (i * span) // args.error_frames for i in range(args.error_frames)]
     rows = []
     for lookahead in sorted(set(args.lookaheads)) + [None]:
@@ -112,7 +114,7 @@ def error_rows(model, data_config, args, weights: str) -> list[dict]:
             s -= s % field.alignment
             e = min(frames, f + 1 + L)
             e -= (e - s) % field.alignment
-            out = model.infer(mel[None, :, s:e], sigma, z=z[..., s * steps : e * steps])[0]
+            out = model.infer(mel[None, :, s:e], sigma, z=z[..., s * steps : e * steps])[0].float().cpu()
             err.append(out[(f - s) * hop : (f - s + 1) * hop] - whole[f * hop : (f + 1) * hop])
             ref.append(whole[f * hop : (f + 1) * hop])
         err, ref = torch.cat(err), torch.cat(ref)
@@ -123,22 +125,22 @@ def error_rows(model, data_config, args, weights: str) -> list[dict]:
     return rows
 
 
-def random_model(config_path: str, seed: int):
+def random_model(config_path: str, seed: int, device: str):
     config = load_config(config_path)
     torch.manual_seed(seed)
     model = build_model(config)
     config.family.perturb(model, torch.Generator().manual_seed(seed))
-    return prepared(model), config.data_config
+    return prepared(model, device), config.data_config
 
 
-def prepared(model):
-    model = model.remove_weight_norm().eval()
+def prepared(model, device: str):
+    model = model.remove_weight_norm().eval().to(device)
     family = family_of(model)
     return family.inference_model(model, False) if family.inference_model is not None else model
 
 
 def family_result(config_path: str, args) -> dict:
-    model, data_config = random_model(config_path, args.seed)
+    model, data_config = random_model(config_path, args.seed, args.device)
     field, rate = receptive_field_of(model), data_config.sampling_rate
     print(f"{config_path}: {field}", file=sys.stderr, flush=True)
     return {
@@ -153,7 +155,7 @@ def family_result(config_path: str, args) -> dict:
 
 def checkpoint_result(path: str, args) -> dict:
     model, config = load_model(path, map_location="cpu")
-    model = prepared(model)
+    model = prepared(model, args.device)
     field = receptive_field_of(model)
     return {"family": family_of(model).name, "checkpoint": path,
             "receptive_field": {"past": field.past, "future": field.future, "alignment": field.alignment},
@@ -162,7 +164,7 @@ def checkpoint_result(path: str, args) -> dict:
 
 def markdown(result: dict) -> str:
     meta = result["meta"]
-    lines = [f"CPU: {meta['cpu']} ({meta['threads']} threads), torch {meta['torch']}, {meta['date']}; load average "
+    lines = [f"Device: {meta['cpu']} ({meta.get('device', 'cpu')}, {meta['threads']} threads), torch {meta['torch']}, {meta['date']}; load average "
              f"{meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} at end (a shared machine: "
              "timings are indicative). Random weights perturbed so no coupling is the identity.", "",
              "| family | parameters | receptive field past / future frames | algorithmic latency | frames per push | "
@@ -217,7 +219,8 @@ def plot(result: dict, path: str) -> None:
     speed.set_xlabel("frames per push")
     speed.set_ylabel("real-time factor (compute s per audio s)")
     meta = result["meta"]
-    speed.set_title(f"Exact streaming cost, CPU, {meta['threads']} thread(s), shared machine", fontsize=10)
+    where = "CUDA" if meta.get("device") == "cuda" else f"CPU, {meta['threads']} thread(s), shared machine"
+    speed.set_title(f"Exact streaming cost, {where}", fontsize=10)
     speed.grid(True, which="both", alpha=0.3)
     speed.legend(fontsize=7)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -230,13 +233,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from waveglow.cli.benchmark import device_name
 
-    meta = {"cpu": device_name(torch.device("cpu")), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda: no CUDA device is available", file=sys.stderr)
+        return 1
+    meta = {"cpu": device_name(torch.device(args.device)), "device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "date": args.date, "loadavg_start": os.getloadavg(), "chunks": args.chunks, "pushes": args.pushes,
             "statistic": f"median of {args.pushes} timed pushes after one untimed", "clip": args.clip}
     result = {"meta": meta, "families": [family_result(c, args) for c in args.configs],
               "checkpoints": [checkpoint_result(c, args) for c in args.checkpoints]}
     meta["loadavg_end"] = os.getloadavg()
-    json_path = args.output_json or os.path.join("benchmarks", f"cpu_{args.date}_streaming.json")
+    json_path = args.output_json or os.path.join("benchmarks", f"{args.device}_{args.date}_streaming.json")
     md_path = os.path.splitext(json_path)[0] + ".md"
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     with open(json_path, "w") as f:
