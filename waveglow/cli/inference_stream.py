@@ -37,9 +37,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("streaming (docs/streaming.md)")
     group.add_argument("--stream", action="store_true",
                        help="vocode through the streaming API, writing audio as it comes; -o - writes raw PCM to stdout")
-    group.add_argument("--lookahead-frames", dest="lookahead_frames", type=int, default=None,
+    group.add_argument("--lookahead-frames", dest="lookahead_frames", type=int, default=None, metavar="N",
                        help="--stream: frames to wait for after a frame; default: the model's receptive field (exact)")
-    group.add_argument("--chunk-frames", dest="stream_chunk_frames", type=int, default=8,
+    group.add_argument("--chunk-frames", dest="stream_chunk_frames", type=int, default=8, metavar="K",
                        help="--stream: mel frames pushed at a time (default 8)")
 
 
