@@ -1,7 +1,7 @@
 """A 16-bit PCM WAV file written a piece at a time, valid at every moment.
 
-The header is written first with no data; after every piece the RIFF and data sizes are patched to
-count the samples on disk, so a player or a reader opening the file at any moment finds a valid WAV
+The header is written first with no data; after every piece the samples are flushed to disk and then
+the whole 44-byte header is rewritten in one write, its RIFF and data sizes counting them, so a player or a reader opening the file at any moment finds a valid WAV
 of the audio written so far (a crash leaves a valid, shorter file).
 """
 
@@ -40,10 +40,8 @@ class WavStreamWriter:
         self._file.write(data)
         self._file.flush()  # the samples are on disk before the header counts them
         self.data_bytes += len(data)
-        self._file.seek(4)
-        self._file.write(struct.pack("<I", 36 + self.data_bytes))
-        self._file.seek(40)
-        self._file.write(struct.pack("<I", self.data_bytes))
+        self._file.seek(0)
+        self._file.write(wav_header(self.sampling_rate, self.data_bytes))  # both sizes in one write
         self._file.flush()
 
     def close(self) -> None:
