@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import TEST_DATA
 from test_families import (
-    check_checkpoint, check_export, check_fast_path, check_lengths, check_log_determinant, check_round_trip,
+    check_checkpoint, check_export, check_fast_path, check_lengths, check_log_determinant, check_round_trip, tiny_model,
 )
 from torch import nn
 
@@ -25,7 +25,8 @@ from waveglow.cli import evaluate, export, inference, train
 from waveglow.config import config_from_dict
 from waveglow.data import AudioDataset, ValidationDataset
 from waveglow.export import read_metadata
-from waveglow.models import FAMILIES, ModelFamily, family_named, family_names, register
+from waveglow.models import FAMILIES, ModelFamily, ReceptiveField, family_named, family_names, register
+from waveglow.streaming import StreamingVocoder, stream_latent
 from waveglow.training import checkpoint_name
 
 
@@ -84,6 +85,11 @@ class ToyFlow(nn.Module):
     def remove_weight_norm(self) -> "ToyFlow":
         return self
 
+    def receptive_field(self) -> ReceptiveField:
+        """The net reaches ``width`` steps each way; a frame's mel conditions its own steps only."""
+        reach = -(-self.config.width // self.latent_steps_per_frame)
+        return ReceptiveField(past=reach, future=reach)
+
 
 class ToyLoss(nn.Module):
     def forward(self, output: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -120,6 +126,18 @@ def test_the_family_contract():
     config = config_from_dict(CONFIG, "<toy>")
     for check in (check_round_trip, check_log_determinant, check_fast_path, check_lengths):
         check(TOY, config)
+
+
+def test_streams_exactly_by_reporting_its_receptive_field():
+    """Streaming knows nothing of the toy: its receptive_field() is all it takes."""
+    model = tiny_model(TOY, config_from_dict(CONFIG, "<toy>"))
+    mel = torch.randn(1, model.n_mel_channels, 12, generator=torch.Generator().manual_seed(1)) - 5
+    whole = model.infer(mel, 0.5, z=stream_latent(model, 12, seed=4))[0]
+    for sizes in ([12], [1] * 12, [0, 5, 7]):
+        stream = StreamingVocoder(model, seed=4)
+        bounds = torch.tensor([0, *sizes]).cumsum(0).tolist()
+        audio = torch.cat([stream.push(mel[0, :, a:b]) for a, b in zip(bounds, bounds[1:])] + [stream.flush()])
+        assert (audio - whole).abs().max() <= 1e-5
 
 
 def test_checkpoint_and_export_contract(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError", "CheckpointError", "StaleWeightsError", "AudioError", "MelError", "TrainingError", "ExportError",
-    "OnnxModelError", "first_line",
+    "OnnxModelError", "StreamClosedError", "first_line",
 ]
 
 
@@ -51,6 +51,10 @@ class TrainingError(RuntimeError):
 
 class OnnxModelError(RuntimeError):
     """An ONNX file that cannot serve as a vocoder (missing, unreadable, or without our metadata)."""
+
+
+class StreamClosedError(RuntimeError):
+    """A stream used after ``flush()`` ended it."""
 
 
 def first_line(e: BaseException) -> str:

@@ -106,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clip", default=os.path.join("tests", "data", "wavs", "allison-vm-tooshort.wav"),
                    help="--families: the speech clip, repeated to each --lengths; --train_checkpoint: crops of it "
                         "(default: a test clip of the repository, relative to the current directory)")
+    p.add_argument("--stream", action="store_true",
+                   help="the streaming benchmark instead (its own options: --stream --help; docs/streaming.md)")
     p.add_argument("--date", default=datetime.date.today().isoformat())
     p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
     p.add_argument("--output_md", default=None, help="default: the JSON path with .md")
@@ -807,6 +809,11 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--stream" in argv:
+        from waveglow.bench_stream import main as stream_main
+
+        return stream_main([a for a in argv if a != "--stream"])
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

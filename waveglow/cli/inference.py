@@ -3,6 +3,7 @@
     python inference.py -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6
     python inference.py -f recordings/ -w checkpoints/waveglow_10000 -o out --wav   # copy synthesis
     python inference.py -f mels.txt --onnx waveglow.onnx -o out -s 0.6               # onnxruntime (docs/export.md)
+    python inference.py -f mel.pt -w checkpoints/waveglow_10000 -o - --stream | aplay -f S16_LE -r 22050  # docs/streaming.md
 
 Inputs: ``.pt`` (tensor (n_mel, frames) or (1, n_mel, frames)) and ``.npy`` mel files, given as
 paths, directories or file lists (one path per line; ``path|transcript`` lines work too). Each
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from waveglow.checkpoint import CheckpointError
 from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
+from waveglow.cli.inference_stream import add_stream_arguments, main_stream
 from waveglow.config import DataConfig
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
 from waveglow.denoiser import Denoiser
@@ -79,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wav", action="store_true", help="inputs are audio files: vocode their mels")
     parser.add_argument("--resample", action="store_true", help="--wav: resample files at another rate")
     parser.add_argument("--downmix", action="store_true", help="--wav: average multi-channel files")
+    add_stream_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -249,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.stream:
+        return main_stream(args)
     try:
         prepare_output_dir(args.output_dir)
     except OSError as e:

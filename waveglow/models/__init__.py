@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # annotations only: the config module looks families up here
 
 __all__ = [
     "VocoderModel", "ModelFamily", "FAMILIES", "register", "family_names", "families", "family_named", "family_of",
-    "family_for_sections", "unwrap_model",
+    "family_for_sections", "unwrap_model", "ReceptiveField",
 ]
 
 
@@ -72,6 +72,22 @@ class VocoderModel(Protocol):
         then what it would be alone. The default ``sigma`` is the family's reference temperature.
         """
         ...
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """How far along time a model's output depends on its inputs, in mel frames: what streaming asks.
+
+    A model reports it from its own config (``model.receptive_field()``). The promise: ``infer`` on
+    the frames [s, e) of an utterance of F frames, with the latent sliced alike, gives frame f's
+    audio (samples [hop f, hop (f + 1))) exactly as ``infer`` on the whole utterance does, whenever
+    s <= f - past or s == 0, e >= f + 1 + future or e == F, s is a multiple of ``alignment`` and
+    e - s is a multiple of it or e == F. The window's zero padding then never reaches frame f.
+    """
+
+    past: int  # frames of context needed before a frame
+    future: int  # frames needed after it: the lookahead of an exact stream
+    alignment: int = 1  # window starts and lengths in multiples of this many frames (time squeezes)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A fast inference object (``FastWaveGlow``, ``FastFloWaveNet``) holds operators d
 model's weights (folded, fused, inverted) and computes what ``model.infer`` computes, faster.
 :class:`FastVocoder` is their base: it keeps the model as ``.model``, forwards the attributes the
 shared tools read (``hop_length``, ``n_mel_channels``, ``latent_steps_per_frame``,
-``sample_latent``, ``parameters``), and records every parameter's (data_ptr, _version, dtype,
+``sample_latent``, ``receptive_field``, ``parameters``), and records every parameter's (data_ptr, _version, dtype,
 device, shape). Once any of them changed (an optimizer step, load_state_dict, ``.to()``,
 ``.half()``, ``remove_weight_norm()``), ``infer`` raises :class:`StaleWeightsError`: build a new
 object then. Edits through ``param.data`` bypass the version counter and go unnoticed.
@@ -67,6 +67,10 @@ class FastVocoder:
 
     def sample_latent(self, *args, **kwargs) -> torch.Tensor:
         return self.model.sample_latent(*args, **kwargs)
+
+    def receptive_field(self):
+        """The model's :class:`~waveglow.models.ReceptiveField` (the fast path computes the same function)."""
+        return self.model.receptive_field()
 
     def check_fresh(self) -> None:
         """Raise :class:`StaleWeightsError` if the model's weights changed since this object was built."""

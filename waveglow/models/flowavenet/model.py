@@ -23,8 +23,10 @@ import torch
 from torch import nn
 
 from ..._autocast import autocast_off
+from .. import ReceptiveField
 from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
 from .config import HOP_LENGTH, FloWaveNetConfig
+from .reach import edge_reach_samples
 
 __all__ = [
     "FloWaveNet",
@@ -345,6 +347,17 @@ class FloWaveNet(nn.Module):
         for k, block in enumerate(self.blocks):
             reach += 2 ** (k + 1) * (len(block.flows) * coupling + (4 if block.split else 0))
         return reach
+
+    def receptive_field(self) -> ReceptiveField:
+        """Frames of context each output frame needs, each side (:class:`~waveglow.models.ReceptiveField`).
+
+        From a window edge (:func:`~waveglow.models.flowavenet.reach.edge_reach_samples`): 12,560
+        samples for the default model, 50 frames; windows start on multiples of 2 ** n_block samples.
+        """
+        cfg = self.config
+        samples = edge_reach_samples(cfg.n_block, cfg.n_flow, cfg.n_layer, [b.split for b in self.blocks], UPSAMPLER_REACH)
+        frames = -(-samples // HOP_LENGTH)
+        return ReceptiveField(past=frames, future=frames, alignment=2**cfg.n_block // math.gcd(2**cfg.n_block, HOP_LENGTH))
 
     def splits_after(self, i: int) -> bool:
         """Whether block i sets half of its output aside (every block_per_split-th, never the last)."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._autocast import autocast_off
+from .. import ReceptiveField
 from ..weight_norm import WeightNormConv1d
 
 __all__ = [
@@ -196,6 +197,20 @@ class WaveGlow(nn.Module):
     def flow_channels(self) -> list[int]:
         """The channel count each flow sees (8,8,8,8,6,6,6,6,4,4,4,4 for the default config)."""
         return flow_channels(self.n_flows, self.n_group, self.n_early_every, self.n_early_size)
+
+    def receptive_field(self) -> ReceptiveField:
+        """Frames of context each output frame needs (see :class:`~waveglow.models.ReceptiveField`).
+
+        Each flow's WN reaches (kernel - 1) / 2 * (2 ** n_layers - 1) group steps each side and the
+        flows compose; the upsampler adds (filter - hop) samples of past (each frame's kernel spills
+        into later frames, never earlier ones). Default model: 12 * 255 steps of 8 samples = 95.6
+        frames ahead, 98.6 behind -> (99, 96).
+        """
+        k, layers = self.WN_config["kernel_size"], self.WN_config["n_layers"]
+        reach = self.n_flows * (k - 1) // 2 * (2**layers - 1)  # group steps, one side, all flows
+        spill = -(-(self.filter_length - self.hop_length) // self.n_group)  # steps a window's first frames lack
+        steps = self.latent_steps_per_frame
+        return ReceptiveField(past=-(-(reach + spill) // steps), future=-(-reach // steps))
 
     def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
         """Upsample and fold the mel: (B, n_mel, frames) -> (B, n_mel * g, length / g).
