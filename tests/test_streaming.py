@@ -13,7 +13,7 @@ import torch
 from test_families import tiny_config, tiny_model
 
 from waveglow.errors import MelError, StreamClosedError
-from waveglow.models import FAMILIES, family_named
+from waveglow.models import FAMILIES, ReceptiveField, family_named
 from waveglow.streaming import StreamingVocoder, stream_latent, windows_per_frame_bound
 
 SIGMA = 0.8
@@ -124,6 +124,9 @@ def test_receptive_field_of_the_default_models():
     field = FloWaveNet(n_channels=4).receptive_field()
     assert (field.past, field.future, field.alignment) == (50, 50, 1)
     assert FloWaveNet(n_block=9, n_flow=1, n_layer=1, n_channels=4).receptive_field().alignment == 2
+    from waveglow.models.waveflow.model import WaveFlow  # 8 flows x 255 columns of 16 samples, and the upsampler
+
+    assert WaveFlow(res_channels=2, n_layer=8, n_flow=8).receptive_field() == ReceptiveField(129, 129, 1)
 
 
 def test_smaller_lookahead_is_allowed_and_approximate(family_model):

@@ -38,6 +38,7 @@ import math
 import torch
 from torch import nn
 
+from .. import ReceptiveField
 from ..weight_norm import WeightNormConv2d, WeightNormConvTranspose2d, WeightNormEmbedding
 from .config import HOP_LENGTH, WaveFlowConfig
 
@@ -340,6 +341,16 @@ class WaveFlow(nn.Module):
     def receptive_field_samples(self) -> int:
         """How far (samples, one side, along time) the output can depend on a latent sample or a mel frame."""
         return receptive_field_samples(self.config)
+
+    def receptive_field(self) -> ReceptiveField:
+        """Frames of context each output frame needs, each side (:class:`~waveglow.models.ReceptiveField`).
+
+        The same reach both ways (the width convolutions are symmetric), from
+        :func:`receptive_field_samples`: 129 frames for the 8-flow, 8-layer configs. A frame is
+        256 / h whole columns, so any frame boundary is a column boundary (alignment 1).
+        """
+        frames = -(-receptive_field_samples(self.config) // HOP_LENGTH)
+        return ReceptiveField(past=frames, future=frames, alignment=1)
 
     # ------------------------------------------------------------------ conditioning and checks
 
