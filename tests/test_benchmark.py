@@ -119,19 +119,22 @@ def resident_peak_measurable() -> bool:
 
 
 def test_families_side_by_side(tmp_path):
-    """--families: both families on the same clip, every mode and a training step, in the JSON and the table."""
+    """--families: every family on the same clip, every mode and a training step, in the JSON and the table."""
     out = tmp_path / "families.json"
-    rc = benchmark.main(["--families", TINY, os.path.join(CONFIGS, "flowavenet_small.json"), "--lengths", "0.1",
+    rc = benchmark.main(["--families", TINY, os.path.join(CONFIGS, "flowavenet_small.json"),
+                         os.path.join(CONFIGS, "waveflow_small.json"), "--lengths", "0.1",
                          "--repeats", "1", "--warmup", "1", "--output_json", str(out)])
     assert rc == 0
     rows = json.loads(out.read_text())["families"]
     assert [(r["family"], r["mode"]) for r in rows] == [
-        (family, mode) for family in ("waveglow", "flowavenet") for mode in ("reference-style", "plain", "fast", "train")]
+        (family, mode) for family in ("waveglow", "flowavenet", "waveflow")
+        for mode in ("reference-style", "plain", "fast", "train")]
     for row in rows:
         assert row["parameters"] > 0 and row["peak_memory_bytes"] > 0
         assert (row["samples_per_s"] if row["mode"] == "train" else row["s_per_audio_s"]) > 0
     table = (tmp_path / "families.md").read_text()
-    assert "| flowavenet |" in table and "| waveglow |" in table and "train step" in table
+    assert "| flowavenet (flowavenet_small) |" in table and "| waveglow (tiny) |" in table and "train step" in table
+    assert "| waveflow (waveflow_small) |" in table
 
 
 def test_trained_state_rows_time_the_training_loop_and_count_subnormals(tmp_path, tiny_model):

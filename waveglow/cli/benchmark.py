@@ -707,14 +707,15 @@ def family_training(args: argparse.Namespace, config, model, device: torch.devic
 def families_markdown(rows: list[dict]) -> list[str]:
     lines = ["", "Model families on the same speech (random weights, batch 1, fp32; peak: tensor memory of the first call "
              "or step, the inference object's set-up not counted):", "",
-             "| family | parameters | mode | audio s | s per s of audio | peak MB | train samples/s |",
+             "| family (config) | parameters | mode | audio s | s per s of audio | peak MB | train samples/s |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for r in rows:
+        name = f"{r['family']} ({os.path.splitext(os.path.basename(r['config']))[0]})"
         if r["mode"] == "train":
-            lines.append(f"| {r['family']} | {r['parameters']:,} | train step ({r['segment_length']} samples) | | | "
+            lines.append(f"| {name} | {r['parameters']:,} | train step ({r['segment_length']} samples) | | | "
                          f"{megabytes(r['peak_memory_bytes'])} | {r['samples_per_s']:,.0f} |")
         else:
-            lines.append(f"| {r['family']} | {r['parameters']:,} | {r['mode']} | {r['seconds']:.2f} | "
+            lines.append(f"| {name} | {r['parameters']:,} | {r['mode']} | {r['seconds']:.2f} | "
                          f"{r['s_per_audio_s']:.2f} | {megabytes(r['peak_memory_bytes'])} | |")
     return lines
 
