@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from waveglow._fallback_audio import hz_to_slaney_mel, read_wav, slaney_mel_filterbank, slaney_mel_to_hz
-from waveglow.audio import MelSpectrogram, load_audio
+from waveglow._fallback_audio import hz_to_slaney_mel, read_wav, slaney_mel_filterbank, slaney_mel_to_hz, wav_info
+from waveglow.audio import AudioError, MelSpectrogram, check_audio_file, load_audio
 
 from conftest import TEST_DATA
 
@@ -55,3 +55,22 @@ def test_read_wav_scales_like_soundfile(tmp_path, subtype, tolerance):
     data, rate = read_wav(path)
     assert rate == 22050 and data.shape == (3000, 1) and data.dtype == np.float32
     assert np.abs(data[:, 0] - soundfile.read(path, dtype="float32")[0]).max() <= tolerance
+
+
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("PCM_24", 2), ("FLOAT", 1)])
+def test_header_check_without_soundfile_agrees_with_soundfile(tmp_path, monkeypatch, subtype, channels):
+    soundfile = pytest.importorskip("soundfile")
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, np.zeros((3000, channels), np.float32), 16000, subtype=subtype)
+    info = soundfile.info(path)
+    assert wav_info(path) == (info.frames, info.samplerate, info.channels)
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    check_audio_file(path, 16000, downmix=True, needed=3000)
+    with pytest.raises(AudioError, match="too short"):
+        check_audio_file(path, 16000, downmix=True, needed=3001)
+    with pytest.raises(AudioError, match="sampling rate 16000 Hz"):
+        check_audio_file(path, 22050, downmix=True)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wav file")
+    with pytest.raises(AudioError, match="broken.wav: cannot read as WAV"):
+        check_audio_file(str(broken), 16000)

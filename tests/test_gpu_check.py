@@ -60,7 +60,7 @@ def test_benchmarks_and_distributed_measured(rehearsal):
     _, out, summary = rehearsal
     bench = summary["stages"]["benchmarks"]
     assert set(bench["sections_done"]) == {"waveglow_fp32", "waveglow_bf16", "waveglow_train", "flowavenet_inference",
-                                          "flowavenet_train"}
+                                          "waveflow_inference", "flowavenet_train"}
     sections = json.loads((out / "benchmarks.json").read_text())["sections"]
     assert sections["waveglow_bf16"]["accuracy"][0]["sigma"] == 0.6
     assert all(row["samples_per_s"] > 0 for row in sections["waveglow_train"]["training"])

@@ -3,7 +3,7 @@
 - :func:`slaney_mel_filterbank`: the Slaney-scale, Slaney-normalised mel filterbank in numpy, the
   filters ``librosa.filters.mel(htk=False, norm="slaney")`` builds (equal to ~1e-15; a test compares them).
 - :func:`read_wav`: WAV files through scipy (PCM 8/16/24/32-bit and float), the format of the
-  bundled clips. Other formats (FLAC, OGG, ...) need soundfile.
+  bundled clips, and :func:`wav_info`, their header. Other formats (FLAC, OGG, ...) need soundfile.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["slaney_mel_filterbank", "hz_to_slaney_mel", "slaney_mel_to_hz", "read_wav"]
+__all__ = ["slaney_mel_filterbank", "hz_to_slaney_mel", "slaney_mel_to_hz", "read_wav", "wav_info"]
 
 # Slaney's Auditory Toolbox scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above it.
 _HZ_PER_MEL = 200.0 / 3
@@ -71,3 +71,18 @@ def read_wav(path: str) -> tuple[np.ndarray, int]:
     else:
         audio = data.astype(np.float32)
     return audio, int(rate)
+
+
+def wav_info(path: str) -> tuple[int, int, int]:
+    """A WAV file's (frames, sampling rate, channels), the samples memory-mapped rather than read.
+
+    Raises ValueError when scipy cannot read the file as WAV."""
+    from scipy.io import wavfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", wavfile.WavFileWarning)
+        try:
+            rate, data = wavfile.read(path, mmap=True)
+        except ValueError:  # formats scipy cannot map (24-bit): read them
+            rate, data = wavfile.read(path)
+    return int(data.shape[0]), int(rate), 1 if data.ndim == 1 else int(data.shape[1])

@@ -256,20 +256,34 @@ def check_audio_file(
     (unless ``resample``), several channels (unless ``downmix``), or fewer than ``needed`` samples
     at ``sampling_rate``. Truncated data and NaN samples show only when the file is read.
     """
-    import soundfile
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such file", reason="missing")
     if os.path.getsize(path) == 0:
         raise AudioError(f"{path}: empty file (0 bytes)", reason="empty")
+    frames, rate, channels = _info(path)
+    _check_channels(path, channels, downmix)
+    _check_rate(path, rate, sampling_rate, resample)
+    _require_samples(path, int(frames * sampling_rate / rate), needed, sampling_rate)
+
+
+def _info(path: str) -> tuple[int, int, int]:
+    """(frames, sampling rate, channels) from the header: soundfile, or scipy for WAV where it is not installed."""
+    try:
+        import soundfile
+    except ImportError:
+        from ._fallback_audio import wav_info
+
+        try:
+            return wav_info(path)
+        except (ValueError, EOFError, OSError) as e:
+            raise AudioError(f"{path}: cannot read as WAV audio ({e}; other formats need soundfile)",
+                             reason="unreadable") from None
     try:
         info = soundfile.info(path)
     except (soundfile.SoundFileError, RuntimeError) as e:
         raise AudioError(f"{path}: cannot read as audio ({e})", reason="unreadable") from None
-    _check_channels(path, info.channels, downmix)
-    _check_rate(path, info.samplerate, sampling_rate, resample)
-    _require_samples(path, int(info.frames * sampling_rate / info.samplerate), needed, sampling_rate)
+    return info.frames, info.samplerate, info.channels
 
 
 def load_audio(

@@ -31,6 +31,8 @@ class Profile:
     train_segment: int
     flowavenet_config: str
     flowavenet_overrides: list[str] = field(default_factory=list)
+    waveflow_config: str = "configs/waveflow-h16-r64.json"
+    waveflow_overrides: list[str] = field(default_factory=list)
     bench_overrides: list[str] = field(default_factory=list)
     repeats: int = 3
     train_precisions: list[str] = field(default_factory=lambda: ["fp32", "amp"])
@@ -83,6 +85,9 @@ def rehearsal_profile() -> Profile:
         flowavenet_overrides=["flowavenet_config.n_block=2", "flowavenet_config.n_flow=1", "flowavenet_config.n_layer=1",
                               "flowavenet_config.n_channels=8", "flowavenet_config.block_per_split=1",
                               "data_config.segment_length=2048"],
+        waveflow_config="configs/waveflow_small.json",
+        waveflow_overrides=["waveflow_config.res_channels=8", "waveflow_config.n_layer=2", "waveflow_config.n_flow=2",
+                            "data_config.segment_length=2048"],
         repeats=1, dist_backend="gloo", dist_steps=2,
         voice_candidates={"tiny-a": _arch(2, 2, 8, 1), "tiny-b": _arch(2, 1, 12, 1)},
         voice_batches=[1, 2], voice_segment=2048, voice_trial_s=1.0, voice_checkpoint_every_s=3.0,

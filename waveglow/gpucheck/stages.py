@@ -158,7 +158,11 @@ def benchmark_sections(check: Check) -> list[tuple[str, list[str]]]:
     sections.append(("flowavenet_inference", ["--config", flowavenet, *common, "--lengths", str(p.bench_lengths[0]),
                                               "--batch_sizes", "1", "--modes", "plain", "fast", "--accuracy_sigma",
                                               "0.6", "--precisions", *fw_precisions]))
-    sections.append(("flowavenet_train", ["--config", waveglow, *common, "--families", flowavenet, "--lengths",
+    waveflow = derived_config(check, p.waveflow_config, p.waveflow_overrides, "bench_waveflow.json")
+    sections.append(("waveflow_inference", ["--config", waveflow, *common, "--lengths", str(p.bench_lengths[0]),
+                                            "--batch_sizes", "1", "--modes", "plain", "fast", "--accuracy_sigma",
+                                            "0.6", "--precisions", *fw_precisions]))
+    sections.append(("flowavenet_train", ["--config", waveglow, *common, "--families", flowavenet, waveflow, "--lengths",
                                           str(p.bench_lengths[0])]))
     return sections
 
