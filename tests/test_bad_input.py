@@ -34,7 +34,7 @@ EARLIER = b"an earlier good output\n"
 
 @dataclass
 class Workspace:
-    """Shared inputs: tiny checkpoints of both families, good and bad audio, mels, lists and configs."""
+    """Shared inputs: tiny checkpoints of every family, good and bad audio, mels, lists and configs."""
 
     root: str
     paths: dict[str, str] = field(default_factory=dict)
@@ -62,6 +62,15 @@ def _flowavenet_config(training_files: str, output_directory: str) -> dict:
                         "mel_fmax": 7600.0},
         "dist_config": {"dist_backend": "gloo", "dist_url": "tcp://localhost:54321"},
         "flowavenet_config": {"n_block": 2, "n_flow": 1, "n_layer": 1, "block_per_split": 1, "n_channels": 8},
+    }
+
+
+def _waveflow_config(training_files: str, output_directory: str) -> dict:
+    return {
+        "train_config": {"fp16_run": False, "output_directory": output_directory, "batch_size": 2, "max_iterations": 1,
+                         "iters_per_checkpoint": 1, "learning_rate": 1e-3, "seed": 1},
+        "data_config": {"training_files": training_files, "segment_length": 4096},
+        "waveflow_config": {"res_channels": 8, "n_height": 8, "n_layer": 2, "n_flow": 2, "coupling_type": "waveflow"},
     }
 
 
@@ -119,6 +128,18 @@ def ws(tmp_path_factory) -> Workspace:
         **config.to_dict()["data_config"], "training_files": w.short_list}}))
     w.file("wg_bom.json", json.dumps({**json.load(open(w.wg)), "data_config": {
         **config.to_dict()["data_config"], "training_files": w.bom_list}}))
+    w.file("wf.json", json.dumps(_waveflow_config(w.plain_list, os.path.join(w.root, "wf_run"))))
+    from waveglow.models.waveflow import WaveFlow
+
+    wf_config = config_from_dict(json.load(open(w.wf)))
+    torch.manual_seed(0)
+    w.paths["wf_ckpt"] = str(save_checkpoint(os.path.join(w.root, "wf.pt"), WaveFlow(**wf_config.model_config.to_kwargs()),
+                                             wf_config))
+    run = os.path.join(w.root, "run")  # a training run's checkpoints, for average-checkpoints
+    os.makedirs(run)
+    for iteration in (10, 20):
+        shutil.copy(w.ckpt, os.path.join(run, f"waveglow_{iteration}"))
+    w.paths["run"] = run
     return w
 
 
@@ -197,6 +218,9 @@ CASES = [
         [os.path.join(out, GOOD_WAVS[0].replace(".wav", "_synthesis.wav"))]), needs_onnx=True),
     _c("inference-flowavenet-wav-short", "inference", 2, lambda w, out: (
         ["-w", w.fwn_ckpt, "-o", out, "--seed", "0", "--wav", "-f", w.short, w.good1], [w.short],
+        [os.path.join(out, GOOD_WAVS[0].replace(".wav", "_synthesis.wav"))])),
+    _c("inference-waveflow-wav-short", "inference", 2, lambda w, out: (
+        ["-w", w.wf_ckpt, "-o", out, "--seed", "0", "--wav", "-f", w.short, w.good1], [w.short],
         [os.path.join(out, GOOD_WAVS[0].replace(".wav", "_synthesis.wav"))])),
     _c("compute-mels-flowavenet-short", "compute_mels", 2, lambda w, out: (
         ["-f", w.short_list, "-o", out, "-c", w.fwn, "--format", "npy"], [w.short],
@@ -291,6 +315,30 @@ CASES = [
                             ("wg", "data_config.win_length=2048"), ("wg", "data_config.sampling_rate=0"),
                             ("fwn", "data_config.mel_fmax=nan"), ("fwn", "data_config.mel_fmin=8000"),
                             ("fwn", "data_config.sampling_rate=0"), ("fwn", "train_config.learning_rate=nan")]],
+    *[_c(f"train-waveflow-{setting}", "train", 3, lambda w, out, setting=setting, named=named: (
+        ["-c", w.wf, *[a for item in setting.split(" ") for a in ("--set", item)]], named, []))
+      for setting, named in [("data_config.segment_length=4100", ["segment_length", "n_height"]),
+                             ("waveflow_config.coupling_type=glow", ["coupling_type"]),
+                             ("waveflow_config.use_weightnorm_embed=maybe", ["use_weightnorm_embed"]),
+                             ("waveflow_config.n_height=0", ["n_height"]),
+                             ("data_config.hop_length=128", ["hop_length"]),
+                             ("train_config.lr_decay_step=5 train_config.lr_step_size=5", ["lr_decay_step", "lr_step_size"])]],
+    _c("train-waveflow-short-clip", "train", 2, lambda w, out: (
+        ["-c", w.wf, "--set", f"data_config.training_files={w.short_list}"], [w.short], [])),
+    # --------------------------------------------------------------- average-checkpoints
+    _c("average-nan-onto-earlier", "average_checkpoints", 1, lambda w, out: (
+        [w.ckpt, w.nan_ckpt, "-o", os.path.join(out, "averaged.pt")], [w.nan_ckpt, "WN.0.end.weight"], []),
+       kept=["averaged.pt"]),
+    _c("average-families-mixed", "average_checkpoints", 5, lambda w, out: (
+        [w.ckpt, w.fwn_ckpt, "-o", os.path.join(out, "averaged.pt")], ["waveglow and a flowavenet"], [])),
+    _c("average-too-few", "average_checkpoints", 3, lambda w, out: (
+        [w.run, "-n", "3", "-o", os.path.join(out, "averaged.pt")], [w.run, "only 2"], [])),
+    _c("average-n-zero", "average_checkpoints", 3, lambda w, out: (
+        [w.run, "-n", "0", "-o", os.path.join(out, "averaged.pt")], ["-n/--last"], [])),
+    _c("average-corrupt", "average_checkpoints", 5, lambda w, out: (
+        [w.ckpt, w.corrupt_ckpt, "-o", os.path.join(out, "averaged.pt")], [w.corrupt_ckpt], []), kept=["averaged.pt"]),
+    _c("average-no-parent", "average_checkpoints", 5, lambda w, out: (
+        [w.run, "-n", "2", "-o", os.path.join(out, "missing", "a.pt")], [os.path.join(out, "missing")], [])),
     _c("train-flowavenet-short-clip", "train", 2, lambda w, out: (["-c", w.fwn_short], [w.short], [])),
     _c("train-waveglow-short-clip", "train", 2, lambda w, out: (["-c", w.wg_short], [w.short], [])),
     _c("train-bom-list", "train", 4, lambda w, out: (

@@ -18,6 +18,7 @@ import sys
 
 from waveglow.averaging import average_checkpoints, last_checkpoints
 from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, save_checkpoint
+from waveglow.cli.arguments import positive_int
 from waveglow.config import ConfigError
 
 
@@ -25,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="RUN_DIR_OR_FILES",
                         help="a run directory (with -n), or the checkpoint files to average, oldest first")
-    parser.add_argument("-n", "--last", type=int, default=None,
+    parser.add_argument("-n", "--last", type=positive_int, default=None,
                         help="average the N newest <family>_<iteration> files of the run directory")
     parser.add_argument("-o", "--output", required=True, help="where to write the averaged checkpoint")
     return parser.parse_args(argv)
@@ -34,8 +35,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def input_paths(args: argparse.Namespace) -> list[str]:
     """The files to average, oldest first; a one-line CheckpointError for a wrong combination."""
     if args.last is not None:
-        if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
-            raise CheckpointError("-n/--last takes one run directory")
+        if len(args.inputs) != 1:
+            raise CheckpointError(f"-n/--last takes one run directory, got {len(args.inputs)} paths")
+        if not os.path.isdir(args.inputs[0]):
+            raise CheckpointError(f"{args.inputs[0]}: not a directory (-n/--last takes a run directory)")
         return last_checkpoints(args.inputs[0], args.last)
     if any(os.path.isdir(p) for p in args.inputs):
         raise CheckpointError(f"{next(p for p in args.inputs if os.path.isdir(p))}: a directory: pass -n N to average its last N")

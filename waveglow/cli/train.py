@@ -18,7 +18,7 @@ import warnings
 from waveglow.atomic import atomic_open
 from waveglow.averaging import average_run
 from waveglow.checkpoint import CheckpointError
-from waveglow.cli.arguments import non_negative_int
+from waveglow.cli.arguments import non_negative_int, positive_int
 from waveglow.config import ConfigError, load_config
 
 
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="continue from the newest readable <family>_<iteration> (waveglow_<iteration>) in output_directory")
     parser.add_argument("--fine_tune", metavar="CHECKPOINT",
                         help="start from these weights (any supported format) with a fresh optimizer")
-    parser.add_argument("--average", type=int, default=None, metavar="N",
+    parser.add_argument("--average", type=positive_int, default=None, metavar="N",
                         help="with --fine_tune RUN_DIR: start from the mean of its last N <family>_<iteration> checkpoints")
     parser.add_argument("-r", "--rank", type=non_negative_int, default=None, help="process rank (reference-style launch)")
     parser.add_argument("-g", "--group_name", default="", help="process group name (reference-style launch)")
