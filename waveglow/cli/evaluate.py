@@ -419,8 +419,6 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--device cuda: CUDA is not available here")
         if args.limit is not None and args.limit <= 0:
             raise UsageError(f"--limit must be positive, got {args.limit}")
-        if args.report_clips < 0:
-            raise UsageError(f"--report-clips must be 0 or more, got {args.report_clips}")
         files = read_clips(args.filelist, args.limit)
         systems, data_config = load_systems(args, device)
         os.makedirs(args.output_dir, exist_ok=True)

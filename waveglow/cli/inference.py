@@ -86,11 +86,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_settings(args: argparse.Namespace) -> str | None:
-    """A one-line complaint about an unusable combination of flags, or None."""
-    if args.batch_size < 1:
-        return f"--batch_size must be at least 1, got {args.batch_size}"
-    if args.chunk_frames < 0 or (args.overlap_frames or 0) < 0:
-        return "--chunk_frames and --overlap_frames must be >= 0"
+    """A one-line complaint about an unusable combination of flags, or None (argparse range-checks each flag)."""
     if args.overlap_frames is not None and 0 < args.chunk_frames < max(1, args.overlap_frames):
         return f"--chunk_frames ({args.chunk_frames}) must be at least --overlap_frames ({args.overlap_frames})"
     if args.device == "cuda" and not torch.cuda.is_available():
