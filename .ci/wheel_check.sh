@@ -29,11 +29,12 @@ cd "$WORK/run"   # outside the repository: nothing may come from the checkout
 export PATH="$WORK/venv/bin:$PATH" PYTHONPATH= OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 location="$(python -c 'import waveglow, os; print(os.path.dirname(waveglow.__file__))')"
 case "$location" in "$WORK/venv/"*) ;; *) fail "waveglow imported from $location, not the installed wheel" ;; esac
-for command in train inference distributed compute-mels prepare-dataset evaluate export benchmark convert-checkpoint; do
+for command in train inference distributed compute-mels prepare-dataset evaluate export benchmark convert-checkpoint \
+        average-checkpoints; do
     "waveglow-$command" --help > /dev/null || fail "waveglow-$command --help"
 done
 python -m waveglow --help > /dev/null || fail "python -m waveglow --help"
-echo "wheel check: --help of the 9 console scripts and python -m waveglow"
+echo "wheel check: --help of the 10 console scripts and python -m waveglow"
 
 cp "$REPO/configs/tiny.json" config.json
 ls "$REPO"/tests/data/wavs/*.wav > clips.txt
