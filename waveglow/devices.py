@@ -15,6 +15,7 @@ the training step with them flushed to zero.
 from __future__ import annotations
 
 import functools
+import platform
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,16 +59,27 @@ def cpu_bf16_support() -> tuple[bool, str]:
     return supported, "oneDNN reports bf16 support" if supported else "oneDNN reports no bf16 support"
 
 
-def _cpu_flags() -> set[str] | None:
-    """The CPU feature flags from /proc/cpuinfo, or None where there is none (not Linux)."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The first ``name`` line of /proc/cpuinfo, after its colon; None where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         return None
     return None
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU feature flags from /proc/cpuinfo, or None where there is none (not Linux)."""
+    flags = _cpuinfo_field("flags")
+    return None if flags is None else set(flags.split())
+
+
+def cpu_name() -> str:
+    """This machine's CPU model, as /proc/cpuinfo names it (else the platform's word for it)."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_precision(dtype: torch.dtype, what: str) -> torch.dtype:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .atomic import write_text
+from .devices import cpu_name
 
 __all__ = ["METRICS", "Metric", "checkpoint_facts", "machine_facts", "write_report"]
 
@@ -107,18 +107,7 @@ def machine_facts(device) -> list[tuple[str, str]]:
     gpu = "none used"
     if device.type == "cuda":
         gpu = torch.cuda.get_device_name(device)
-    return [("device", str(device)), ("CPU", f"{_cpu_name()}, {os.cpu_count()} logical cores"), ("GPU", gpu)]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return [("device", str(device)), ("CPU", f"{cpu_name()}, {os.cpu_count()} logical cores"), ("GPU", gpu)]
 
 
 def checkpoint_facts(path: str) -> str:

@@ -58,6 +58,7 @@ from waveglow.atomic import write_text
 from waveglow.audio import AudioError
 from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from waveglow.checkpoint import build_model, read_checkpoint
+from waveglow.devices import cpu_name
 from waveglow.export import export_onnx
 from waveglow.models import family_of
 from waveglow.onnx_runtime import OnnxVocoder
@@ -726,14 +727,7 @@ def families_markdown(rows: list[dict]) -> list[str]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return cpu_name()
 
 
 def metadata(args: argparse.Namespace, device: torch.device) -> dict:

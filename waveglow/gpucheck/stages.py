@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ElementTree
 
 import torch
 
+from ..devices import cpu_name
 from .limits import output_limits, tree_size
 from .run import Check
 
@@ -40,7 +41,7 @@ def child_env() -> dict[str, str]:
 
 def environment(check: Check, deadline: float) -> dict:
     facts = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-             "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
              "cuda_available": torch.cuda.is_available(),
              "packages_missing": [name for name in OPTIONAL if importlib.util.find_spec(name) is None]}
     if torch.cuda.is_available():
@@ -60,17 +61,6 @@ def environment(check: Check, deadline: float) -> dict:
 def version_string(version) -> str:
     """``(2, 27, 3)`` -> ``"2.27.3"``; an int or a string as it is (torch has returned each)."""
     return ".".join(map(str, version)) if isinstance(version, (tuple, list)) else str(version)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _nvidia_smi(field: str) -> str | None:
