@@ -24,6 +24,7 @@ from torch import nn
 
 from ..._autocast import autocast_off
 from .. import ReceptiveField
+from ..image_upsampler import UPSAMPLER_REACH, image_upsampler, remove_upsampler_weight_norm, upsample_image
 from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
 from .config import HOP_LENGTH, FloWaveNetConfig
 from .reach import edge_reach_samples
@@ -42,9 +43,7 @@ __all__ = [
     "CHUNK_OVERLAP_FRAMES",
 ]
 
-UPSAMPLE_STRIDE = 16
 ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as in the reference
-UPSAMPLER_REACH = 136  # samples a mel frame's upsampled conditioning reaches beyond its own 256 samples
 # Context, in mel frames, each side of a chunk when long audio is vocoded in pieces: the default
 # model's receptive field, ceil(receptive_field_samples() / 256) = ceil(12440 / 256) = 49 frames,
 # so chunks with this context reproduce the unchunked output. Measured, not only counted:
@@ -324,14 +323,7 @@ class FloWaveNet(nn.Module):
             cin_channel *= 2
             if not split:
                 in_channel *= 2
-        self.upsample_conv = nn.ModuleList()
-        for _ in range(2):
-            self.upsample_conv.append(
-                WeightNormConvTranspose2d(
-                    1, 1, (3, 2 * UPSAMPLE_STRIDE), stride=(1, UPSAMPLE_STRIDE), padding=(1, UPSAMPLE_STRIDE // 2)
-                )
-            )
-            self.upsample_conv.append(nn.LeakyReLU(0.4))
+        self.upsample_conv = image_upsampler()
         self.initialized = False
         self.register_load_state_dict_post_hook(_mark_initialized)
 
@@ -367,10 +359,7 @@ class FloWaveNet(nn.Module):
 
     def upsample(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mel, F) -> (B, n_mel, 256 F): the mel as a one-channel image, stretched 16 x 16 in time."""
-        c = mel.to(self.upsample_conv[0].bias.dtype).unsqueeze(1)  # (B, 1, n_mel, F)
-        for layer in self.upsample_conv:
-            c = layer(c)
-        return c.squeeze(1)  # (B, n_mel, 256 F)
+        return upsample_image(self.upsample_conv, mel)
 
     def block_conditions(self, mel: torch.Tensor) -> list[torch.Tensor]:
         """Each block's squeezed conditioning: block k gets (B, n_mel * 2 ** (k + 1), T / 2 ** (k + 1))."""
@@ -529,8 +518,7 @@ class FloWaveNet(nn.Module):
         """Fold weight norm into plain weights for inference (exact to float rounding); returns the model."""
         for block in self.blocks:
             block.remove_weight_norm()
-        for layer in self.upsample_conv[::2]:
-            layer.remove_weight_norm()
+        remove_upsampler_weight_norm(self.upsample_conv)
         return self
 
 

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from .. import ReceptiveField
-from ..weight_norm import WeightNormConv2d, WeightNormConvTranspose2d, WeightNormEmbedding
+from ..image_upsampler import UPSAMPLE_STRIDE, image_upsampler, remove_upsampler_weight_norm, upsample_image
+from ..weight_norm import WeightNormConv2d, WeightNormEmbedding
 from .config import HOP_LENGTH, WaveFlowConfig
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "receptive_field_samples",
 ]
 
-UPSAMPLE_STRIDE = 16
 ZERO_CONV_INIT = 1e-3  # L0SG's ZeroConv2d draws its weight and bias from U(-1e-3, 1e-3), not zeros
 # L0SG's inference drops the last (2 * 16) ** 2 - 16 ** 2 samples of the upsampled mel (a trim
 # copied from WaveGlow's upsampler; this one has no overhang, so it removes three real frames).
@@ -292,14 +292,7 @@ class WaveFlow(nn.Module):
                 self.flow_embedding = _flow_embedding(n_flow, size_flow_embed, self.config.use_weightnorm_embed)
             self.estimator = Estimator(Wavenet2D(*sizes, size_flow_embed if nanoflow else 0))
             self.flows = nn.ModuleList(SharedFlow(res_channels, n_layer, nanoflow) for _ in range(n_flow))
-        self.upsample_conv = nn.ModuleList()
-        for _ in range(2):
-            self.upsample_conv.append(
-                WeightNormConvTranspose2d(
-                    1, 1, (3, 2 * UPSAMPLE_STRIDE), stride=(1, UPSAMPLE_STRIDE), padding=(1, UPSAMPLE_STRIDE // 2)
-                )
-            )
-            self.upsample_conv.append(nn.LeakyReLU(0.4))
+        self.upsample_conv = image_upsampler()
 
     # ------------------------------------------------------------------ structure
 
@@ -356,10 +349,7 @@ class WaveFlow(nn.Module):
 
     def upsample(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mel, F) -> (B, n_mel, 256 F): the mel as a one-channel image, stretched 16 x 16 in time."""
-        c = mel.to(self.dtype).unsqueeze(1)  # (B, 1, n_mel, F)
-        for layer in self.upsample_conv:
-            c = layer(c)
-        return c.squeeze(1)  # (B, n_mel, 256 F)
+        return upsample_image(self.upsample_conv, mel)
 
     def conditioning(self, mel: torch.Tensor, length: int) -> torch.Tensor:
         """The first ``length`` samples of the upsampled mel, folded: (B, n_mel, F) -> (B, n_mel, h, length / h)."""
@@ -483,6 +473,5 @@ class WaveFlow(nn.Module):
                 module.remove_weight_norm()
         if isinstance(getattr(self, "flow_embedding", None), WeightNormEmbedding):
             self.flow_embedding.remove_weight_norm()
-        for layer in self.upsample_conv[::2]:
-            layer.remove_weight_norm()
+        remove_upsampler_weight_norm(self.upsample_conv)
         return self
