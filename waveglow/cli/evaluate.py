@@ -311,7 +311,8 @@ def summary_markdown(result: dict, results: Results, device: torch.device, secon
         "# Objective evaluation", "",
         f"{result['clips']} clips, copy synthesis; vocoding on {device}; {seconds:.0f} s in all.", "",
         markdown_table(result["systems"]), "",
-        "Higher is better for PESQ-WB (1.0 noise .. 4.64 identical), STOI (0 .. 1) and DNSMOS (1 .. 5); "
+        "Higher is better for PESQ-WB (1.0 noise .. 4.64 identical), STOI (0 .. 1), DNSMOS (1 .. 5) and test LL "
+        "(the clip's log-likelihood under the model, nats per sample); "
         "lower is better for log-mel L1, MCD, F0 RMSE, V/UV error and RTF (seconds of vocoding per second "
         "of audio). ground_truth: the clips themselves, scored by the reference-free metrics only. "
         "See docs/evaluation.md.",
