@@ -209,3 +209,29 @@ def test_small_config_is_a_small_waveflow():
     model = WaveFlow(**section)
     assert load_config(os.path.join(CONFIGS, "waveflow_small.json")).family.name == "waveflow"
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+def test_train_resume_and_vocode_through_the_commands(tmp_path, capsys):
+    from test_train import CLIPS, _file_list
+
+    from waveglow.cli import inference, train
+
+    config = {
+        "train_config": {"output_directory": str(tmp_path / "run"), "batch_size": 2, "max_iterations": 2,
+                         "iters_per_checkpoint": 1, "learning_rate": 1e-3, "fp16_run": False, "grad_clip_thresh": 5.0},
+        "data_config": {"training_files": _file_list(tmp_path, CLIPS[:3]), "segment_length": 2048},
+        "waveflow_config": {"res_channels": 8, "n_height": 8, "n_layer": 2, "n_flow": 2, "coupling_type": "nanoflow",
+                            "size_flow_embed": 8},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert train.main(["-c", str(path)]) == 0
+    assert train.main(["-c", str(path), "--resume", "--set", "train_config.max_iterations=3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and sorted(os.listdir(tmp_path / "run")) == [
+        "config.json", "metrics.jsonl", "waveflow_1", "waveflow_2", "waveflow_3"]
+    mel = tmp_path / "mel.pt"
+    torch.save(torch.randn(80, 7) - 5, mel)
+    assert inference.main(["-f", str(mel), "-w", str(tmp_path / "run" / "waveflow_3"), "-o", str(tmp_path / "wav"),
+                           "--seed", "0"]) == 0
+    assert sorted(os.listdir(tmp_path / "wav")) == ["mel_synthesis.wav"]
