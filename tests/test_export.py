@@ -67,7 +67,8 @@ def test_export_reproduces_infer_at_two_lengths_and_batch_sizes(exported, model,
             assert (got - expected).abs().max() < 1e-4
             assert expected.abs().max() > 1e-2  # the flows did something
     meta = read_metadata(path)
-    assert (meta["family"], meta["n_group"], meta["hop_length"], meta["sampling_rate"]) == ("waveglow", "8", "256", str(RATE))
+    assert (meta["family"], meta["latent_channels"], meta["hop_length"], meta["sampling_rate"]) == ("waveglow", "8", "256", str(RATE))
+    assert "n_group" not in meta  # family-neutral names
     if fmt == "onnx":
         onnx.checker.check_model(path)
 
@@ -97,6 +98,24 @@ def test_latent_drawn_as_the_model_draws_it(exported, model):
     draw = lambda m: m.sample_latent(2, 64, 0.7, torch.Generator().manual_seed(5), torch.device("cpu"))  # noqa: E731
     assert torch.equal(draw(vocoder), draw(model))
     assert vocoder.latent_blocks == [6, 2]  # tiny: 8 channels, 2 leave before flow 2
+
+
+def test_a_file_exported_with_the_old_n_group_key_still_loads(tmp_path, exported, model):
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(exported["onnx"])
+    props = {p.key: p.value for p in graph.metadata_props}
+    props["n_group"] = props.pop("latent_channels")
+    del props["latent_steps_per_frame"]  # older files had neither: steps came from hop / n_group
+    del graph.metadata_props[:]
+    for key, value in props.items():
+        graph.metadata_props.add(key=key, value=value)
+    old = tmp_path / "old.onnx"
+    onnx.save(graph, old)
+    vocoder = OnnxVocoder(old, "cpu")
+    assert (vocoder.latent_channels, vocoder.latent_steps_per_frame) == (8, 32)
+    mel = torch.randn(1, 80, 4) - 5
+    z = model.sample_latent(1, 4 * 32, 0.6, torch.Generator().manual_seed(1), torch.device("cpu"))
+    torch.testing.assert_close(vocoder.infer(mel, z=z), model.infer(mel, z=z), atol=1e-4, rtol=0)
 
 
 def test_verification_refuses_a_file_of_other_weights(exported, model):

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .audio import AudioError, MelSpectrogram, check_audio_file, load_audio, min_samples
-from .errors import TrainingError
+from .audio import MelSpectrogram, check_audio_file, load_audio, min_samples
+from .errors import AudioError, TrainingError
 
 __all__ = [
     "AUDIO_SUFFIXES",

@@ -21,7 +21,7 @@ The denoiser is a second, small graph (:class:`DenoiserGraph`): audio (B, T), st
 audio (B, T), with the STFT and its inverse written as convolutions with the Fourier basis
 (ONNX has no inverse STFT and no complex numbers).
 
-Every file carries its settings (family, n_mel_channels, n_group, hop_length, sampling_rate,
+Every file carries its settings (family, n_mel_channels, latent_channels, hop_length, sampling_rate,
 the latent's drawing order, graph kind, dtype, the data config as JSON) as ONNX ``metadata_props``
 or a TorchScript extra file ``metadata.json``.
 """
@@ -202,7 +202,6 @@ def graph_metadata(
         "graph": graph,
         "family": family_of(model).name,
         "n_mel_channels": str(model.n_mel_channels),
-        "n_group": str(channels),  # the latent's channels (WaveGlow's n_group), under the key older runtimes read
         "hop_length": str(model.hop_length),
         "latent_channels": str(channels),
         "latent_steps_per_frame": str(steps),

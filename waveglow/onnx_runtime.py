@@ -4,7 +4,7 @@
     audio = synthesize(vocoder, mel, sigma=0.6, generator=torch.Generator().manual_seed(0))
 
 :class:`OnnxVocoder` has the small interface :mod:`waveglow.synthesis` uses of a model
-(``n_mel_channels``, ``n_group``, ``hop_length``, ``infer``, ``sample_latent``), reading what it needs
+(``n_mel_channels``, ``latent_channels``, ``hop_length``, ``infer``, ``sample_latent``), reading what it needs
 from the file's metadata (see :mod:`waveglow.export`). Its ``sample_latent`` draws the noise exactly
 as the PyTorch model does (same blocks, same order), so a seed gives the same audio, within the
 export's tolerance, as the checkpoint it came from. Batches padded to a common length
@@ -27,7 +27,7 @@ from .errors import OnnxModelError
 
 __all__ = ["OnnxModelError", "OnnxVocoder", "OnnxDenoiser", "providers_for"]
 
-REQUIRED_METADATA = ("graph", "family", "n_mel_channels", "n_group", "hop_length", "sampling_rate", "latent_draws")
+REQUIRED_METADATA = ("graph", "family", "n_mel_channels", "hop_length", "sampling_rate", "latent_draws")
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
@@ -81,7 +81,7 @@ class OnnxVocoder:
     """An exported vocoder graph behind the interface synthesis uses of a model.
 
     ``infer(mel (B, n_mel, F), sigma, *, z=None, generator=None, lengths=None) -> (B, hop F)``
-    float32 on the CPU; ``z`` in the layout ``sample_latent`` returns (B, n_group, hop F / n_group).
+    float32 on the CPU; ``z`` in the layout ``sample_latent`` returns (B, latent_channels, steps per frame x F).
     ``device``: ``cpu``, ``cuda`` (onnxruntime-gpu's provider) or None (CUDA when present);
     ``threads``: onnxruntime's intra-op threads (default: one per core).
     """
@@ -92,10 +92,12 @@ class OnnxVocoder:
         meta = self.metadata = self._session.metadata
         self.family_name = meta["family"]
         self.n_mel_channels = int(meta["n_mel_channels"])
-        self.n_group = int(meta["n_group"])
         self.hop_length = int(meta["hop_length"])
-        self.latent_channels = int(meta.get("latent_channels", self.n_group))
-        self.latent_steps_per_frame = int(meta.get("latent_steps_per_frame", self.hop_length // self.n_group))
+        channels = meta.get("latent_channels", meta.get("n_group"))  # files exported before this key name it n_group
+        if channels is None:
+            raise OnnxModelError(f"{self.path}: not exported by scripts/export.py (no latent_channels metadata)")
+        self.latent_channels = int(channels)
+        self.latent_steps_per_frame = int(meta.get("latent_steps_per_frame", self.hop_length // self.latent_channels))
         self.sampling_rate = int(meta["sampling_rate"])
         self.latent_blocks = [int(c) for c in meta["latent_draws"].split(",")]
         data = json.loads(meta["data_config"]) if "data_config" in meta else {"n_mel_channels": self.n_mel_channels}

@@ -17,9 +17,9 @@ import os
 import sys
 
 from waveglow.averaging import average_checkpoints, last_checkpoints
-from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, save_checkpoint
+from waveglow.checkpoint import build_model, checkpoint_config, save_checkpoint
+from waveglow.errors import CheckpointError, ConfigError
 from waveglow.cli.arguments import positive_int
-from waveglow.config import ConfigError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -53,17 +53,16 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from waveglow import CheckpointError, ConfigError, load_checkpoint, load_config
+from waveglow import load_checkpoint, load_config
+from waveglow.errors import AudioError, CheckpointError, ConfigError, MelError, TrainingError
 from waveglow.atomic import write_text
-from waveglow.audio import AudioError
 from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from waveglow.checkpoint import build_model, read_checkpoint
 from waveglow.devices import cpu_name
 from waveglow.export import export_onnx
 from waveglow.models import family_of
 from waveglow.onnx_runtime import OnnxVocoder
-from waveglow.synthesis import MelError, load_mel
-from waveglow.training import TrainingError
+from waveglow.synthesis import load_mel
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MODES = ("plain", "fast", "fast-cached", "compile", "cudagraph", "onnxruntime")

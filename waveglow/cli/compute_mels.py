@@ -21,7 +21,8 @@ from torch import nn
 
 from waveglow.atomic import atomic_open
 from waveglow.audio import MelSpectrogram, load_audio
-from waveglow.config import Config, ConfigError, DataConfig, load_config
+from waveglow.config import Config, DataConfig, load_config
+from waveglow.errors import ConfigError
 from waveglow.data import read_file_list
 
 

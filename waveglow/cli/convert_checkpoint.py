@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from waveglow.checkpoint import CheckpointError, build_model, checkpoint_config, read_checkpoint, save_checkpoint
-from waveglow.config import ConfigError, load_config
+from waveglow.checkpoint import build_model, checkpoint_config, read_checkpoint, save_checkpoint
+from waveglow.errors import CheckpointError, ConfigError
+from waveglow.config import load_config
 
 
 def main(argv: list[str] | None = None) -> int:

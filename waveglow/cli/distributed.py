@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    from waveglow.config import ConfigError
+    from waveglow.errors import ConfigError
 
     nproc = args.nproc or max(torch.cuda.device_count(), 1)
     try:

@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from waveglow import evaluation
 from waveglow.atomic import atomic_open, write_text
-from waveglow.audio import AudioError, MelSpectrogram, load_audio
-from waveglow.checkpoint import CheckpointError
+from waveglow.audio import MelSpectrogram, load_audio
+from waveglow.errors import AudioError, CheckpointError
 from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
 from waveglow.config import DataConfig
 from waveglow.data import read_file_list

@@ -26,7 +26,7 @@ import time
 import torch
 
 from waveglow.atomic import atomic_path
-from waveglow.checkpoint import CheckpointError
+from waveglow.errors import CheckpointError, first_line
 from waveglow.cli.arguments import onnx_opset
 from waveglow.denoiser import Denoiser
 from waveglow.export import (
@@ -42,7 +42,6 @@ from waveglow.export import (
     verify_denoiser,
     verify_export,
 )
-from waveglow.errors import first_line
 from waveglow.synthesis import load_for_inference
 
 

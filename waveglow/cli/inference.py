@@ -24,16 +24,15 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from waveglow.checkpoint import CheckpointError
+from waveglow.errors import AudioError, CheckpointError, OnnxModelError, first_line
 from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
 from waveglow.cli.inference_stream import add_stream_arguments, main_stream
 from waveglow.config import DataConfig
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
 from waveglow.denoiser import Denoiser
 from waveglow.devices import cpu_bf16_support, default_device
-from waveglow.errors import first_line
 from waveglow.models import family_of
-from waveglow.onnx_runtime import OnnxModelError, OnnxVocoder
+from waveglow.onnx_runtime import OnnxVocoder
 from waveglow.synthesis import (
     MelError,
     check_mel,
@@ -154,7 +153,6 @@ def load_inputs(files: list[str], model, data_config: DataConfig, args: argparse
     """Read every input's mel; failures go to ``report`` and are skipped."""
     n_mel = model.n_mel_channels
     if args.wav:
-        from waveglow.audio import AudioError
 
         features = family_of(model).features(data_config)  # the filterbank once, not per file
         expected: tuple[type[Exception], ...] = (MelError, AudioError, OSError)

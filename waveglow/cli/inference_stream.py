@@ -22,9 +22,8 @@ import time
 
 import torch
 
-from waveglow.checkpoint import CheckpointError
+from waveglow.errors import CheckpointError, MelError, OnnxModelError, first_line
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES
-from waveglow.errors import MelError, OnnxModelError, first_line
 from waveglow.models import family_of
 from waveglow.streaming import StreamingVocoder, receptive_field_of
 from waveglow.synthesis import to_int16

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from waveglow.atomic import atomic_open
-from waveglow.audio import AudioError, load_audio, min_samples
+from waveglow.audio import load_audio, min_samples
+from waveglow.errors import AudioError, ConfigError
 from waveglow.cli.arguments import fraction, non_negative_float, non_negative_int, positive_int
-from waveglow.config import ConfigError, DataConfig, load_config
+from waveglow.config import DataConfig, load_config
 from waveglow.data import AUDIO_SUFFIXES, read_file_list
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped

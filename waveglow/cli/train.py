@@ -17,9 +17,9 @@ import warnings
 
 from waveglow.atomic import atomic_open
 from waveglow.averaging import average_run
-from waveglow.checkpoint import CheckpointError
+from waveglow.errors import AudioError, CheckpointError, ConfigError, TrainingError
 from waveglow.cli.arguments import non_negative_int, positive_int
-from waveglow.config import ConfigError, load_config
+from waveglow.config import load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,9 +45,8 @@ def _write_resolved_config(config, directory: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from waveglow.audio import AudioError
     from waveglow.parallel import init_distributed, shutdown_distributed
-    from waveglow.training import Trainer, TrainingError, install_stop_handlers, restore_handlers
+    from waveglow.training import Trainer, install_stop_handlers, restore_handlers
 
     try:
         config = load_config(args.config, args.set)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fast import FastVocoder, StaleWeightsError
+from ..fast import FastVocoder
+from ...errors import StaleWeightsError
 from .model import FloWaveNet, WaveNet
 
 __all__ = ["FastFloWaveNet", "FastWaveNet", "StaleWeightsError", "GATE_SCALE"]

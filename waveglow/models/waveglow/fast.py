@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fast import FastVocoder, StaleWeightsError, parameter_key
+from ..fast import FastVocoder, parameter_key
+from ...errors import StaleWeightsError
 from .model import unfold
 
 __all__ = [
