@@ -85,8 +85,8 @@ def infer_waveflow_config(state_dict: Mapping[str, torch.Tensor], source: str = 
     return WaveFlowConfig(**kwargs)
 
 
-def read_l0sg(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], int, dict]:
-    """A loaded L0SG checkpoint (or bare state dict) -> (state dict, iteration, the file's other entries).
+def read_l0sg(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], int]:
+    """A loaded L0SG checkpoint (or bare state dict) -> (state dict, iteration).
 
     The state dict comes back without wrapper prefixes and without the stale ``h_cache``.
     """
@@ -101,7 +101,7 @@ def read_l0sg(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], int, dict]:
     state_dict = {strip_wrapper_prefixes(k): v for k, v in state_dict.items()}
     for key in STALE_KEYS:
         state_dict.pop(key, None)
-    return state_dict, iteration, obj if state_dict is not obj else {}
+    return state_dict, iteration
 
 
 def read_foreign(obj: Any, path: str):
@@ -109,7 +109,7 @@ def read_foreign(obj: Any, path: str):
     candidate = obj.get("model") if isinstance(obj, Mapping) and "model" in obj and set(obj) <= L0SG_KEYS else obj
     if not is_waveflow_state_dict(candidate):
         return None
-    state_dict, iteration, _ = read_l0sg(obj, path)
+    state_dict, iteration = read_l0sg(obj, path)
     config = infer_waveflow_config(state_dict, path)
     lr = obj.get("learning_rate") if candidate is not obj else None
     return Checkpoint(
