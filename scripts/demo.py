@@ -45,7 +45,7 @@ from waveglow.checkpoint import CheckpointError
 from waveglow.data import read_file_list
 from waveglow.evaluation import available_metrics, griffin_lim, prepare_reference, score_clip
 from waveglow.metrics import read_metrics
-from waveglow.models import family_named, family_names, family_of
+from waveglow.registry import family_names, family_of
 from waveglow.training import checkpoint_name
 from waveglow.plotting import figure_to_png, loss_figure, spectrogram_comparison_figure
 from waveglow.report import checkpoint_facts, machine_facts, write_report
@@ -68,9 +68,9 @@ ATTRIBUTION = ("Allison Smith, CC-BY-SA-3.0 (Copyright 2003-2010 Allison Smith; 
 
 
 def demo_config(family_name: str) -> str | None:
-    """The small config a family's demo trains (``ModelFamily.demo_config``, under configs/), or None."""
-    name = family_named(family_name).demo_config
-    return os.path.join(REPO, "configs", name) if name else None
+    """The small config a family's demo trains: configs/<name>_small.json (WaveGlow's: configs/demo.json), or None."""
+    path = os.path.join(REPO, "configs", "demo.json" if family_name == "waveglow" else f"{family_name}_small.json")
+    return path if os.path.isfile(path) else None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

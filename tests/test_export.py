@@ -16,7 +16,7 @@ from waveglow.cli import export as export_script
 from waveglow.cli import inference
 from waveglow import Denoiser, WaveGlow, load_checkpoint, load_config, save_checkpoint
 from waveglow.export import ExportError, export_onnx, export_torchscript, read_metadata, verify_export
-from waveglow.models import FAMILIES
+from waveglow.registry import FAMILIES
 from waveglow.onnx_runtime import OnnxDenoiser, OnnxModelError, OnnxVocoder
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")  # the format tested here

@@ -16,7 +16,7 @@ from waveglow.checkpoint import build_model, load_checkpoint, save_checkpoint
 from waveglow.config import Config, TrainConfig, config_from_dict, load_config
 from waveglow.errors import StaleWeightsError
 from waveglow.export import export_torchscript, verify_export
-from waveglow.models import FAMILIES, ModelFamily, family_named, family_of
+from waveglow.registry import FAMILIES, ModelFamily, family_named, family_of
 
 FRAMES = 3  # mel frames of the test inputs
 
@@ -40,8 +40,7 @@ def tiny_model(family: ModelFamily, config: Config, dtype: torch.dtype = torch.f
     """A fresh model whose zero-initialised output layers are drawn small: no coupling is the identity."""
     torch.manual_seed(seed)
     model = build_model(config)
-    if family.perturb is not None:
-        family.perturb(model, torch.Generator().manual_seed(seed))
+    model.perturb(torch.Generator().manual_seed(seed))
     return model.to(dtype).eval()
 
 
@@ -80,18 +79,20 @@ def check_log_determinant(family: ModelFamily, config: Config) -> None:
     jacobian = torch.autograd.functional.jacobian(lambda a: model.encode(mel, a.view(1, -1)).flatten(), audio.flatten())
     z = model.encode(mel, audio)
     n = audio.numel()
-    expected = (0.5 * (z**2).sum() - torch.linalg.slogdet(jacobian)[1]) / n + family.nll_constant
+    expected = (0.5 * (z**2).sum() - torch.linalg.slogdet(jacobian)[1]) / n + model.nll_constant
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-8)  # losses sum in float32
 
 
 def check_fast_path(family: ModelFamily, config: Config) -> None:
-    """The family's fast inference object computes what infer does, and refuses weights changed after it was built."""
-    if family.inference_model is None:
-        return
+    """The model's fast inference object computes what infer does, and refuses weights changed after it was built."""
     model = tiny_model(family, config).remove_weight_norm()
     mel, _ = inputs(model)
     z = latent(model, 2, FRAMES)
-    fast = family.inference_model(model, False)
+    fast = model.fast()
+    if fast is model:  # no fast path: the model is its own
+        return
+    assert fast.model is model and fast.default_sigma == model.default_sigma
+    assert fast.overlap_frames() == model.overlap_frames() and fast.latent_draws() == model.latent_draws()
     assert fast.hop_length == model.hop_length and fast.n_mel_channels == model.n_mel_channels
     assert family_of(fast) is family
     torch.testing.assert_close(fast.infer(mel, z=z), model.infer(mel, z=z), atol=1e-5, rtol=1e-5)
@@ -113,7 +114,7 @@ def check_lengths(family: ModelFamily, config: Config) -> None:
     long_mel, _ = inputs(model, batch=1, frames=4, seed=6)
     short_mel, _ = inputs(model, batch=1, frames=2, seed=7)
     long_z, short_z = latent(model, 1, 4, seed=8), latent(model, 1, 2, seed=9)
-    mel = torch.full((2, model.n_mel_channels, 4), family.silence_feature)
+    mel = torch.full((2, model.n_mel_channels, 4), model.silence_feature)
     mel[0], mel[1, :, :2] = long_mel[0], short_mel[0]
     z = torch.zeros(2, *long_z.shape[1:])
     z[0], z[1, ..., : short_z.size(-1)] = long_z[0], short_z[0]

@@ -10,9 +10,9 @@ import soundfile
 import torch
 
 from waveglow.cli import compute_mels, convert_checkpoint, inference, train
-from waveglow.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
+from waveglow.checkpoint import CheckpointError, load_checkpoint, load_model, read_checkpoint, save_checkpoint
 from waveglow.metrics import read_metrics
-from waveglow.models import family_named, family_of
+from waveglow.registry import family_named, family_of
 from waveglow.models.flowavenet import FloWaveNet, FloWaveNetConfig
 
 from conftest import CONFIGS, TEST_DATA
@@ -54,10 +54,29 @@ def _reference_file(path, data_parallel=True, seed=0):
 def test_family_record():
     family = family_named("flowavenet")
     assert family.section == "flowavenet_config" and family.config_class is FloWaveNetConfig
-    assert family.default_sigma == 0.8 and family.overlap_frames == 49 and family.silence_feature == 0.0
-    assert family_of(FloWaveNet(**SIZES)) is family
+    assert family.model_class is FloWaveNet
+    model = FloWaveNet(**SIZES)
+    assert model.default_sigma == 0.8 and model.overlap_frames() == 49 and model.silence_feature == 0.0
+    assert family_of(model) is family
     features = family.features(train.load_config(SMALL).data_config)
     assert type(features).__name__ == "FloWaveNetMelSpectrogram"
+
+
+@pytest.mark.parametrize("initialized", [False, True])
+def test_save_checkpoint_and_load_model_keep_actnorm_initialisation(tmp_path, initialized):
+    """The model's extra_state travels with the checkpoint: a fresh model stays uninitialised
+    (though loading its state dict alone would mark it initialised), an initialised one stays so."""
+    torch.manual_seed(0)
+    model = FloWaveNet(**SIZES)
+    if initialized:
+        mel = torch.rand(2, 80, 4)
+        assert model.initialize(mel, 0.3 * torch.randn(2, 1024))
+    path = save_checkpoint(tmp_path / "fwn.pt", model)
+    assert read_checkpoint(path).extra["actnorm_initialized"] is initialized
+    loaded, config = load_model(path)
+    assert isinstance(loaded, FloWaveNet) and loaded.initialized is initialized
+    assert config.model_config.to_kwargs() == model.config.to_kwargs()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
 
 
 def test_train_initialises_once_resumes_and_vocodes(tmp_path, capsys):

@@ -25,7 +25,7 @@ from waveglow.cli import evaluate, export, inference, train
 from waveglow.config import config_from_dict
 from waveglow.data import AudioDataset, ValidationDataset
 from waveglow.export import read_metadata
-from waveglow.models import FAMILIES, ModelFamily, ReceptiveField, family_named, family_names, register
+from waveglow.registry import FAMILIES, ModelFamily, ReceptiveField, family_named, family_names, register
 from waveglow.streaming import StreamingVocoder, stream_latent
 from waveglow.training import checkpoint_name
 

@@ -15,10 +15,12 @@ from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import Config, load_config
 from .denoiser import Denoiser
 from .errors import CheckpointError, ConfigError, StaleWeightsError
-from .models import ModelFamily, family_of, register
+from .family import ModelFamily
+from .models import FlowVocoder
 from .models.flowavenet import FastFloWaveNet, FloWaveNet, FloWaveNetLoss, FloWaveNetMelSpectrogram
 from .models.waveflow import FastWaveFlow, WaveFlow, WaveFlowLoss
 from .models.waveglow import FastWaveGlow, WaveGlow, WaveGlowLoss
+from .registry import family_of, register
 from .synthesis import load_for_inference, synthesize
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "WaveFlow",
     "WaveFlowLoss",
     "FastWaveFlow",
+    "FlowVocoder",
     "ModelFamily",
     "register",
     "family_of",

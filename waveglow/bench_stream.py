@@ -29,7 +29,7 @@ import torch
 from waveglow import load_config
 from waveglow.audio import load_audio
 from waveglow.checkpoint import build_model, load_model
-from waveglow.models import family_of
+from waveglow.registry import family_of
 from waveglow.streaming import StreamingVocoder, receptive_field_of, stream_latent
 
 LOOKAHEADS = (0, 8, 16, 32, 64)
@@ -129,14 +129,12 @@ def random_model(config_path: str, seed: int, device: str):
     config = load_config(config_path)
     torch.manual_seed(seed)
     model = build_model(config)
-    config.family.perturb(model, torch.Generator().manual_seed(seed))
+    model.perturb(torch.Generator().manual_seed(seed))
     return prepared(model, device), config.data_config
 
 
 def prepared(model, device: str):
-    model = model.remove_weight_norm().eval().to(device)
-    family = family_of(model)
-    return family.inference_model(model, False) if family.inference_model is not None else model
+    return model.remove_weight_norm().eval().to(device).fast(low_memory=True)
 
 
 def family_result(config_path: str, args) -> dict:

@@ -20,18 +20,18 @@ import dataclasses
 import os
 import pickle
 import random
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_open
 from ._unpickle import RefusedPickle, restricted_pickle_module
+from .atomic import atomic_open
 from .config import Config, DataConfig, config_from_dict
 from .errors import CheckpointError, ConfigError, first_line
-from .models import family_named, family_names, family_of, families, unwrap_model
+from .formats import FORMAT_NAME, FORMAT_VERSION, Checkpoint, load_state_dict_checked, strip_wrapper_prefixes
+from .registry import families, family_named, family_names, family_of, unwrap_model
 
 __all__ = [
     "FORMAT_NAME",
@@ -45,46 +45,12 @@ __all__ = [
     "load_state_dict_checked",
     "strip_wrapper_prefixes",
     "build_model",
+    "checkpoint_model",
     "checkpoint_config",
     "unwrap_model",
     "capture_rng_state",
     "restore_rng_state",
 ]
-
-FORMAT_NAME = "waveglow"
-FORMAT_VERSION = 1
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-@dataclass
-class Checkpoint:
-    """What any supported checkpoint file holds, in our key layout."""
-
-    path: str
-    kind: str  # "waveglow" (our format), or the foreign format: "nvidia", "deeplearningexamples", "state_dict", ...
-    model_config: dict  # the family's model section, as constructor keyword arguments
-    state_dict: dict[str, torch.Tensor]
-    config: Config | None = None  # the full config, in our own format only
-    optimizer: dict | None = None
-    scaler: dict | None = None
-    iteration: int = 0
-    learning_rate: float | None = None
-    rng_state: dict | None = None
-    extra: dict = field(default_factory=dict)
-    family: str = "waveglow"
-    scheduler: dict | None = None
-    data_config: dict = field(default_factory=dict)  # data_config keys a foreign file implies (e.g. hop_length)
-
-    def __getattr__(self, name: str) -> Any:
-        """The model section by its own name, e.g. ``checkpoint.waveglow_config`` (constructor kwargs)."""
-        family = self.__dict__.get("family")
-        if name.endswith("_config") and family in family_names() and family_named(family).section == name:
-            return self.model_config
-        raise AttributeError(f"{self.__dict__.get('path')} has no {name} (it holds a {family} model)")
-
-    @property
-    def is_ours(self) -> bool:
-        return self.kind == FORMAT_NAME
 
 
 # ----------------------------------------------------------------------------------- saving
@@ -97,7 +63,7 @@ def default_config(model: nn.Module) -> Config:
     data.update(n_mel_channels=model.n_mel_channels, hop_length=model.hop_length)
     if hasattr(model, "filter_length"):
         data.update(filter_length=model.filter_length, win_length=min(model.filter_length, DataConfig.win_length))
-    section = dataclasses.asdict(family.model_config(model))
+    section = dataclasses.asdict(model.config)
     return config_from_dict({family.section: section, "data_config": data}, f"<{family.name} model>")
 
 
@@ -115,8 +81,10 @@ def save_checkpoint(
 ) -> str:
     """Write our checkpoint format atomically (temp file in the same folder, then rename).
 
-    ``model`` may be wrapped in DDP or torch.compile; the unwrapped state dict is saved. Without
-    ``config`` the model's own architecture is recorded with default train/data settings.
+    ``model`` may be wrapped in DDP or torch.compile; the unwrapped state dict is saved, with the
+    model's :meth:`~waveglow.models.base.FlowVocoder.extra_state` (which :func:`load_model` gives
+    back to the model). Without ``config`` the model's own architecture is recorded with default
+    train/data settings.
     A failure never leaves a partial file at ``path``.
     """
     path = os.fspath(path)
@@ -135,6 +103,7 @@ def save_checkpoint(
         "iteration": int(iteration),
         "learning_rate": learning_rate,
         "rng_state": capture_rng_state(),
+        **model.extra_state(),
         **(extra or {}),
     }
     try:
@@ -232,7 +201,7 @@ def _parse_ours(path: str, obj: Mapping) -> Checkpoint:
         raise CheckpointError(f"{path}: unusable embedded config: {e}") from None
     known = {"format", "format_version", "family", "config", "state_dict", "optimizer", "scaler", "scheduler",
              "iteration", "learning_rate", "rng_state"}
-    upgrade = config.family.upgrade_state_dict or dict
+    upgrade = config.family.model_class.upgrade_state_dict
     return Checkpoint(
         path=path,
         kind=FORMAT_NAME,
@@ -240,6 +209,7 @@ def _parse_ours(path: str, obj: Mapping) -> Checkpoint:
         model_config=config.model_config.to_kwargs(),
         state_dict=upgrade({strip_wrapper_prefixes(k): v for k, v in obj["state_dict"].items()}),
         config=config,
+        model_section=config.family.section,
         optimizer=obj.get("optimizer"),
         scaler=obj.get("scaler"),
         scheduler=obj.get("scheduler"),
@@ -259,52 +229,6 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
     return _parse(path, _torch_load(path, map_location))
 
 
-def strip_wrapper_prefixes(key: str) -> str:
-    """A state-dict key without DistributedDataParallel's ``module.`` and torch.compile's ``_orig_mod.``."""
-    while key.startswith(_WRAPPER_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
-
-
-def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(strict=True)``, with a one-line error naming the first mismatch."""
-    family = family_of(model)
-    expected = model.state_dict()
-    for key, tensor in expected.items():
-        if key not in state_dict:
-            raise CheckpointError(f"{source}: missing key {key}; {_architecture_hint(expected, state_dict, family)}")
-        if tuple(state_dict[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{source}: {key} has shape {tuple(state_dict[key].shape)} in the checkpoint but "
-                f"{tuple(tensor.shape)} in the model; {_architecture_hint(expected, state_dict, family)}"
-            )
-    unexpected = [k for k in state_dict if k not in expected]
-    if unexpected:
-        raise CheckpointError(f"{source}: unexpected key {unexpected[0]}; {_architecture_hint(expected, state_dict, family)}")
-    model.load_state_dict(state_dict, strict=True)
-
-
-def _architecture_hint(expected: Mapping, found: Mapping, family) -> str:
-    try:
-        a, b = _flatten(family.infer_config(found, "")), _flatten(family.infer_config(expected, ""))
-    except CheckpointError:
-        return f"the file does not hold a {family.name} of this layout"
-    diffs = [f"{k} {a[k]} vs {b[k]}" for k in a if k in b and a[k] != b[k]]
-    if not diffs:
-        return "the file is incomplete (truncated or edited?): its other tensors fit this architecture"
-    return "likely cause: checkpoint vs config " + ", ".join(diffs) + " (use the config the checkpoint was trained with)"
-
-
-def _flatten(config: Mapping, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = None) -> Config:
     """The whole config to rebuild a checkpoint's model: its own, or one its tensors imply.
 
@@ -322,7 +246,7 @@ def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = 
     data = {**family.data_defaults, **checkpoint.data_config}
     if checkpoint.config is not None:
         data = dataclasses.asdict(checkpoint.config.data_config)
-    data["n_mel_channels"] = section.get(family.mel_channels_key, data.get("n_mel_channels", DataConfig.n_mel_channels))
+    data["n_mel_channels"] = section.get(family.model_class.mel_channels_key, data.get("n_mel_channels", DataConfig.n_mel_channels))
     try:
         return config_from_dict({family.section: section, "data_config": data}, f"{checkpoint.path} (model config)")
     except ConfigError as e:
@@ -332,7 +256,7 @@ def checkpoint_config(checkpoint: Checkpoint, config: Config | Mapping | None = 
 def build_model(config: Config, state_dict: Mapping[str, torch.Tensor] | None = None, source: str = "<model>") -> nn.Module:
     """A fresh model of ``config``'s family; with ``state_dict``, loaded into it, checked."""
     try:
-        model = config.family.build(config)
+        model = config.family.model_class.from_config(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: cannot build {config.family.name} from its config: {e}") from None
     if state_dict is not None:
@@ -349,11 +273,14 @@ def load_model(
     ``config`` (a Config or a model-section dict) insists on one, in which case a mismatching
     file raises :class:`CheckpointError` naming the key and both shapes.
     """
-    checkpoint = read_checkpoint(path, map_location)
+    return checkpoint_model(read_checkpoint(path, map_location), config)
+
+
+def checkpoint_model(checkpoint: Checkpoint, config: Config | Mapping | None = None) -> tuple[nn.Module, Config]:
+    """(the model a read checkpoint holds, its weights and extra state loaded, on their device; its config)."""
     config = checkpoint_config(checkpoint, config)
     model = build_model(config, checkpoint.state_dict, checkpoint.path)
-    if config.family.restore_extra is not None:
-        config.family.restore_extra(model, checkpoint)
+    model.load_extra_state(checkpoint.extra)
     return model.to(next(iter(checkpoint.state_dict.values())).device), config
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import re
 import typing
@@ -25,8 +24,9 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .checks import require_non_negative, require_positive
 from .errors import ConfigError
-from .models import family_for_sections
+from .registry import family_for_sections
 
 __all__ = [
     "ConfigError",
@@ -104,7 +104,7 @@ class Config:
 
     @property
     def family(self):
-        """The :class:`~waveglow.models.ModelFamily` this config trains."""
+        """The :class:`~waveglow.family.ModelFamily` this config trains."""
         return family_for_sections({self.model_section: None}, "<config>")
 
     def __getattr__(self, name: str) -> Any:
@@ -179,20 +179,6 @@ def _resolve_aliases(section: str, data: Any, source: str) -> Any:
                 raise ConfigError(f"{source}: {section}.{alias} and {section}.{key} are the same setting: keep one")
             data[key] = data.pop(alias)
     return data
-
-
-def require_positive(values: Mapping[str, float], source: str) -> None:
-    """A one-line ConfigError naming the first key whose value is not a positive number (NaN included)."""
-    for key, value in values.items():
-        if not 0 < value < math.inf:
-            raise ConfigError(f"{source}: {key} must be positive, got {value}")
-
-
-def require_non_negative(values: Mapping[str, float], source: str) -> None:
-    """A one-line ConfigError naming the first key whose value is negative or not a finite number."""
-    for key, value in values.items():
-        if not 0 <= value < math.inf:
-            raise ConfigError(f"{source}: {key} must be >= 0, got {value}")
 
 
 def _validate_features(d: DataConfig, source: str) -> None:

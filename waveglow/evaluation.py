@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .audio import load_audio
-from .models import family_of
+from .registry import family_of
 from .synthesis import synthesize
 
 __all__ = [
@@ -312,8 +312,8 @@ def model_features(model, data_config) -> nn.Module:
 
 
 def default_sigma(model) -> float:
-    """The noise scale ``model``'s family vocodes with when none is given."""
-    return family_of(model).default_sigma
+    """The noise scale ``model`` vocodes with when none is given."""
+    return model.default_sigma
 
 
 def prepare_reference(features: nn.Module, audio: np.ndarray) -> np.ndarray:

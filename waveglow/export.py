@@ -8,7 +8,7 @@ The exported program is ``model.infer(mel, z=z)`` with weight norm folded into p
 B and F are dynamic: one file serves every batch size and length. sigma is not an input: it
 scales z, so whoever draws z applies it (``z = sigma * N(0, 1)``), as DeepLearningExamples'
 export does. The graph is traced from the model's own reverse loop (``model.infer``, the reference
-path), on a weight-norm-free copy that the family may adapt first (``ModelFamily.export_model``:
+path), on a weight-norm-free copy that the model may adapt first (``prepare_for_export()``:
 WaveGlow computes each 1x1 convolution's inverse W^-1 once and stores it as a constant, since
 ONNX has no matrix inverse).
 
@@ -46,7 +46,7 @@ from torch import nn
 from .atomic import atomic_path
 from .config import DataConfig
 from .denoiser import Denoiser
-from .models import family_of
+from .registry import family_of
 from .errors import ExportError
 
 __all__ = [
@@ -92,10 +92,8 @@ def _inference_copy(model: nn.Module) -> nn.Module:
 
 
 def _export_copy(model: nn.Module) -> nn.Module:
-    """:func:`_inference_copy`, adapted for tracing by the family (``ModelFamily.export_model``)."""
-    clone = _inference_copy(model)
-    prepare = family_of(clone).export_model
-    return prepare(clone) if prepare is not None else clone
+    """:func:`_inference_copy`, adapted for tracing by the model (``prepare_for_export()``)."""
+    return _inference_copy(model).prepare_for_export()
 
 
 class InferenceGraph(nn.Module):
@@ -168,7 +166,7 @@ def latent_length(model: nn.Module, frames: int) -> int:
 
 def latent_channels(model: nn.Module) -> int:
     """The latent's channel axis (WaveGlow: n_group; FloWaveNet: in_channel)."""
-    return model.sample_latent(1, model.latent_steps_per_frame, 1.0, None, torch.device("meta")).size(1)
+    return model.latent_channels
 
 
 def example_inputs(
@@ -186,9 +184,8 @@ def example_inputs(
 def latent_draws(model: nn.Module) -> list[int]:
     """Channels of each N(0, 1) block ``model.sample_latent`` draws, in drawing order; the latent is
     their concatenation along channels in the reverse order (WaveGlow: the final channels first,
-    then each early block; ``ModelFamily.latent_draws``). By default one block of every channel."""
-    draws = family_of(model).latent_draws
-    return draws(model) if draws is not None else [latent_channels(model)]
+    then each early block; ``model.latent_draws()``). By default one block of every channel."""
+    return list(model.latent_draws())
 
 
 def graph_metadata(
@@ -211,6 +208,9 @@ def graph_metadata(
         "inputs": f"mel (B, {model.n_mel_channels}, F), z (B, {channels}, {steps} F)" if vocoder else "audio (B, T), strength (1,)",
         "outputs": "audio (B, hop F)" if vocoder else "audio (B, T)",
         "data_config": json.dumps(dataclasses.asdict(data_config)),
+        "default_sigma": repr(float(model.default_sigma)),
+        "silence_feature": repr(float(model.silence_feature)),
+        "overlap_frames": str(int(model.overlap_frames())),
     }
 
 

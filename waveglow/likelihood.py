@@ -5,7 +5,7 @@ log p(x | mel) = log N(f(x); 0, 1) + log |det df/dx|. L0SG/NanoFlow's published 
 as nats per audio sample, audio in int16 / 32768 units (no dequantisation), higher being better,
 for whole test clips cut to a multiple of the hop (one clip at a time, every clip counting
 equally in the mean). Every family's loss at sigma 1 is that negative log-likelihood up to the
-Gaussian constant it leaves out (``ModelFamily.nll_constant``), so:
+Gaussian constant it leaves out (the model's ``nll_constant``), so:
 
     LL = -(loss at sigma 1 - nll_constant + 0.5 ln 2 pi)
 
@@ -27,16 +27,18 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .models import ModelFamily, family_of
+from .registry import family_of
 
 __all__ = ["log_likelihood_from_loss", "clip_log_likelihood"]
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def log_likelihood_from_loss(loss: float, family: ModelFamily) -> float:
-    """A family's loss at sigma 1 (nats per sample, its own constant) -> the log-likelihood per sample."""
-    return -(loss - family.nll_constant + HALF_LOG_2PI)
+def log_likelihood_from_loss(loss: float, model) -> float:
+    """A model's loss at sigma 1 (nats per sample, its own constant) -> the log-likelihood per sample.
+
+    ``model``: anything with the model's ``nll_constant`` (the model, its class, its inference object)."""
+    return -(loss - model.nll_constant + HALF_LOG_2PI)
 
 
 def _trainable(model) -> nn.Module:
@@ -81,5 +83,5 @@ def clip_log_likelihood(model, features: nn.Module, audio: np.ndarray | torch.Te
         loss = family.loss(TrainConfig(sigma=1.0))(output).item()
     finally:
         module.train(was_training)
-    return log_likelihood_from_loss(loss, family) + log_scale
+    return log_likelihood_from_loss(loss, module) + log_scale
 

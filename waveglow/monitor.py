@@ -75,7 +75,7 @@ class ProgressLog:
             return
         scalars = {"validation_loss": loss}
         if self.trainer.config.train_config.sigma == 1.0:
-            scalars["validation_log_likelihood"] = log_likelihood_from_loss(loss, self.trainer.family)
+            scalars["validation_log_likelihood"] = log_likelihood_from_loss(loss, self.trainer.model)
         self.trainer.log(f"{self.trainer.iteration}:\t" + ", ".join(f"{k.replace('_', ' ')} {v:.9f}" for k, v in scalars.items()))
         if self.trainer.metrics is not None:
             self.trainer.metrics.write(self.trainer.iteration, **scalars)
@@ -97,7 +97,7 @@ class ProgressLog:
 
     @torch.no_grad()
     def audio(self, model, validation) -> None:
-        """Vocode the first validation clips at the family's sigma; log audio and mel images.
+        """Vocode the first validation clips at the model's sigma; log audio and mel images.
 
         The plain path (``model.infer``): the fast path's operators would have to be built from
         weights that the next step changes.
@@ -114,7 +114,7 @@ class ProgressLog:
             mel, audio = validation[i]
             mel = mel[None].to(self.trainer.device)
             generator = torch.Generator(device=self.trainer.device).manual_seed(i)
-            sigma = min(VALIDATION_SIGMA, self.trainer.family.default_sigma)
+            sigma = min(VALIDATION_SIGMA, self.trainer.model.default_sigma)
             vocoded = model.infer(mel, sigma=sigma, generator=generator).float().clamp(-1, 1)
             self.writer.add_audio(f"validation/{i}/vocoded", vocoded.cpu(), iteration, sample_rate=rate)
             self.writer.add_image(f"validation/{i}/vocoded_mel",

@@ -22,12 +22,14 @@ import numpy as np
 import torch
 
 from .config import DataConfig
-from .export import denoiser_path
 from .errors import OnnxModelError
+from .export import denoiser_path
+from .registry import family_named
 
 __all__ = ["OnnxModelError", "OnnxVocoder", "OnnxDenoiser", "providers_for"]
 
 REQUIRED_METADATA = ("graph", "family", "n_mel_channels", "hop_length", "sampling_rate", "latent_draws")
+OLD_FILES_OVERLAP_FRAMES = 32  # chunk context of files exported without ``overlap_frames`` (WaveGlow's)
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
@@ -102,6 +104,16 @@ class OnnxVocoder:
         self.latent_blocks = [int(c) for c in meta["latent_draws"].split(",")]
         data = json.loads(meta["data_config"]) if "data_config" in meta else {"n_mel_channels": self.n_mel_channels}
         self.data_config = DataConfig(**data)
+        # inference defaults: from the file, else (files exported before these keys) the family's class defaults
+        model_class = family_named(self.family_name).model_class
+        self.default_sigma = float(meta.get("default_sigma", model_class.default_sigma))
+        self.silence_feature = float(meta.get("silence_feature", model_class.silence_feature))
+        self.denoiser_applies = bool(model_class.denoiser_applies)
+        self._overlap_frames = int(meta.get("overlap_frames", OLD_FILES_OVERLAP_FRAMES))
+
+    def overlap_frames(self) -> int:
+        """Context each side of a chunk for chunked vocoding, as the exported model reported it."""
+        return self._overlap_frames
 
     @property
     def providers(self) -> list[str]:
@@ -121,7 +133,7 @@ class OnnxVocoder:
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z: torch.Tensor | None = None,
               generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`waveglow.models.VocoderModel.infer` through the graph: float32 CPU audio (B, hop F)."""
+        """:meth:`waveglow.models.base.FlowVocoder.infer` through the graph: float32 CPU audio (B, hop F)."""
         if mel.dim() != 3 or mel.size(1) != self.n_mel_channels:
             raise ValueError(f"mel must be (batch, {self.n_mel_channels}, frames), got {tuple(mel.shape)}")
         B, frames = mel.size(0), mel.size(2)

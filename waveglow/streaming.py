@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .errors import MelError, StreamClosedError
-from .models import ReceptiveField, family_of
+from .models import ReceptiveField
 
 __all__ = ["StreamingVocoder", "stream_latent", "frame_latent", "receptive_field_of", "MelError", "StreamClosedError"]
 
@@ -71,7 +71,7 @@ def stream_latent(model: Any, n_frames: int, *, sigma: float | None = None, seed
     ``model.infer(mel[None], sigma, z=stream_latent(model, F, sigma=sigma, seed=s))[0]`` is what the
     stream returns for ``mel`` (exactly, with the default lookahead). Batch 1, float32, CPU.
     """
-    sigma = family_of(model).default_sigma if sigma is None else sigma
+    sigma = model.default_sigma if sigma is None else sigma
     return frame_latent(model, 0, n_frames, sigma, seed)
 
 
@@ -91,23 +91,22 @@ class StreamingVocoder:
     """Vocode one utterance whose mel frames arrive a few at a time; see the module docstring.
 
     ``model``: any family's model or fast inference object. An ``nn.Module`` is vocoded through its
-    family's exact fast path (``fast=False``: its plain ``infer``) and, when ``device`` or ``dtype``
+    exact fast path (``model.fast()``; ``fast=False``: its plain ``infer``) and, when ``device`` or ``dtype``
     are given, moved there first (``Module.to``, in place); an inference object must already be
-    there. ``sigma`` defaults to the family's; ``lookahead_frames`` to the receptive field's
+    there. ``sigma`` defaults to the model's; ``lookahead_frames`` to the receptive field's
     ``future`` (exact). Audio comes back as float32 CPU tensors.
     """
 
     def __init__(self, model: Any, *, sigma: float | None = None, seed: int = 0, lookahead_frames: int | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None, fast: bool = True,
                  max_window_frames: int = MAX_WINDOW_FRAMES) -> None:
-        family = family_of(model)
         self.field = receptive_field_of(model)
         if lookahead_frames is not None and (int(lookahead_frames) != lookahead_frames or lookahead_frames < 0):
             raise ValueError(f"lookahead_frames must be a whole number >= 0, got {lookahead_frames}")
         if max_window_frames < 1:
             raise ValueError(f"max_window_frames must be >= 1, got {max_window_frames}")
-        self.model = self._prepare(model, family, device, dtype, fast)
-        self.sigma = family.default_sigma if sigma is None else float(sigma)
+        self.model = self._prepare(model, device, dtype, fast)
+        self.sigma = model.default_sigma if sigma is None else float(sigma)
         self.seed = int(seed)
         self.lookahead = self.field.future if lookahead_frames is None else int(lookahead_frames)
         self.max_window_frames = int(max_window_frames)
@@ -123,13 +122,11 @@ class StreamingVocoder:
         self.windows: list[tuple[int, int]] = []  # the last windows vocoded, (start, stop) frames: for inspection
 
     @staticmethod
-    def _prepare(model, family, device, dtype, fast: bool):
+    def _prepare(model, device, dtype, fast: bool):
         if isinstance(model, nn.Module):
             if device is not None or dtype is not None:
                 model = model.to(device=device, dtype=dtype)
-            if fast and family.inference_model is not None:
-                model = family.inference_model(model, False)
-            return model
+            return model.fast(low_memory=True) if fast else model
         parameter = next(iter(model.parameters()))
         if (device is not None and torch.device(device) != parameter.device) or (dtype not in (None, parameter.dtype)):
             raise ValueError(f"the inference object runs on {parameter.device} in {parameter.dtype}: "

@@ -36,7 +36,6 @@ from .checkpoint import load_model
 from .config import DataConfig
 from .denoiser import Denoiser
 from .errors import MelError, first_line
-from .models import family_of
 
 __all__ = [
     "SILENCE_LOG_MEL",
@@ -109,25 +108,25 @@ def load_for_inference(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     *,
-    cache_conditioning: bool = True,
+    low_memory: bool = False,
+    cache_conditioning: bool | None = None,
 ) -> tuple[Any, DataConfig]:
     """Load any checkpoint ``load_checkpoint`` reads for vocoding: weight norm removed, eval mode.
 
-    Returns (the model on ``device`` in ``dtype``, its data config). Where the family has a faster
-    exact inference object (WaveGlow: :class:`~waveglow.models.waveglow.fast.FastWaveGlow`), that object is returned
-    in the model's place: it has the same ``infer`` and keeps the model as ``.model``; it refuses
-    to run once the model's weights change. Files without a config (NVIDIA's and
+    Returns (``model.fast()`` on ``device`` in ``dtype``, the model's data config): the model's
+    exact faster inference object (WaveGlow: :class:`~waveglow.models.waveglow.fast.FastWaveGlow`),
+    or the model itself; an inference object has the same ``infer``, keeps the model as ``.model``
+    and refuses to run once the model's weights change. Files without a config (NVIDIA's and
     DeepLearningExamples' pickles, bare state dicts, ksw0306's files) get their family's default
-    data config. ``cache_conditioning`` (WaveGlow) keeps the folded conditioning operators: the
-    fastest inference at any length, for 2 GB (float32; 1 GB in half precision) with the default
-    256-channel model, built in a few seconds on CPU; ``False`` saves that memory. Raises
+    data config. ``low_memory`` trades speed for memory where the model can (WaveGlow keeps no
+    folded conditioning operators then: 2 GB in float32, 1 GB in half precision, for the default
+    256-channel model); ``cache_conditioning=False`` is its older spelling. Raises
     ``CheckpointError`` with a one-line message.
     """
     model, config = load_model(path, map_location="cpu")
     model = model.remove_weight_norm().eval().to(device=device, dtype=dtype)
-    if config.family.inference_model is not None:
-        model = config.family.inference_model(model, cache_conditioning)
-    return model, config.data_config
+    low_memory = low_memory or cache_conditioning is False
+    return model.fast(low_memory=low_memory), config.data_config
 
 
 # ------------------------------------------------------------------------------ synthesis
@@ -151,12 +150,11 @@ def synthesize(
     (drawn from utterance by utterance, in order), one per utterance, or None (torch's global
     RNG); CPU or CUDA generators both work. ``denoiser_strength > 0`` applies ``denoiser``
     (built from ``model`` when not given) to each utterance. ``sigma`` and ``overlap_frames``
-    default to the model family's (WaveGlow: 1.0 and 32 frames). Raises :class:`MelError` for an
+    default to the model's (WaveGlow: 1.0 and 32 frames). Raises :class:`MelError` for an
     unusable mel.
     """
-    family = family_of(model)
-    sigma = family.default_sigma if sigma is None else sigma
-    overlap_frames = family.overlap_frames if overlap_frames is None else overlap_frames
+    sigma = model.default_sigma if sigma is None else sigma
+    overlap_frames = model.overlap_frames() if overlap_frames is None else overlap_frames
     is_list = not isinstance(mel, (torch.Tensor, np.ndarray))
     mels = list(mel) if is_list or mel.ndim == 3 else [mel]
     mels = [check_mel(m, model.n_mel_channels) for m in mels]
@@ -193,7 +191,7 @@ def synthesize_batch(
 
 def silence_value(model) -> float:
     """The feature value of silence for the model's family (Tacotron 2's log-mel floor for WaveGlow)."""
-    return family_of(model).silence_feature
+    return model.silence_feature
 
 
 def draw_latents(model: nn.Module, lengths: Sequence[int], sigma: float, generator: Generators) -> list[torch.Tensor]:

@@ -33,6 +33,7 @@ from .devices import cpu_precision, cuda_device, subnormals_flushed
 from .errors import CheckpointError, TrainingError
 from .evaluation import evaluate_model
 from .metrics import MetricsLog
+from .models import FlowVocoder
 from .monitor import VALIDATION_SIGMA, ProgressLog
 
 __all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
@@ -328,18 +329,17 @@ class Trainer:
             raise TrainingError(f"{checkpoint.path}: holds a {checkpoint.family} model, but the config trains {self.family.name}")
         load_state_dict_checked(self.model, checkpoint.state_dict, checkpoint.path)  # in place: no second model
         self.state.weights_loaded = True
-        if self.family.restore_extra is not None:
-            self.family.restore_extra(self.model, checkpoint)
+        self.model.load_extra_state(checkpoint.extra)
         self.log(f"{verb} {checkpoint.path} ({checkpoint.kind} format, iteration {checkpoint.iteration})")
 
     def _initialize(self) -> None:
-        """The family's data-dependent initialisation, on the first training batch, before DDP wraps the model."""
-        if self.family.initialize is None or self.state.weights_loaded:
-            return
+        """The model's data-dependent initialisation, on the first training batch, before DDP wraps the model."""
+        if self.state.weights_loaded or type(self.model).initialize is FlowVocoder.initialize:
+            return  # weights loaded, or a model without one: no batch to read
         self.sampler.set_epoch(0)
         mel, audio = next(iter(self.loader))
-        self.family.initialize(self.model, mel.to(self.device), audio.to(self.device))
-        self.log(f"initialised {self.family.name} from the first batch")
+        if self.model.initialize(mel.to(self.device), audio.to(self.device)):
+            self.log(f"initialised {self.family.name} from the first batch")
 
     # ---------------------------------------------------------------- steps
 
@@ -396,12 +396,10 @@ class Trainer:
         if not self.is_main:
             return None
         path = self.checkpoints.path(self.iteration)
-        extra = self.family.checkpoint_extra(self.model) if self.family.checkpoint_extra is not None else None
         save_checkpoint(
             path, self.model, self.config, optimizer=self.optimizer,
             scaler=self.scaler if self.scaler.is_enabled() else None,
             iteration=self.iteration, learning_rate=learning_rate_at(self.iteration, self.config.train_config),
-            extra=extra,
         )
         self.checkpoints.prune()
         return path
@@ -496,7 +494,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """PESQ, STOI and log-mel L1 of copy synthesis of the first ``evaluation_clips`` validation files."""
         files = self.validation.files[: self.config.train_config.evaluation_clips]
-        sigma = min(VALIDATION_SIGMA, self.family.default_sigma)  # as the logged audio
+        sigma = min(VALIDATION_SIGMA, self.model.default_sigma)  # as the logged audio
         return evaluate_model(self.model, self.config.data_config, files, sigma=sigma, seed=0)
 
 

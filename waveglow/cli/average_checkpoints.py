@@ -17,7 +17,7 @@ import os
 import sys
 
 from waveglow.averaging import average_checkpoints, last_checkpoints
-from waveglow.checkpoint import build_model, checkpoint_config, save_checkpoint
+from waveglow.checkpoint import checkpoint_model, save_checkpoint
 from waveglow.errors import CheckpointError, ConfigError
 from waveglow.cli.arguments import positive_int
 
@@ -52,13 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.path.abspath(args.output) in map(os.path.abspath, paths):
             raise CheckpointError(f"{args.output}: is one of the inputs: write the average elsewhere")
         average = average_checkpoints(paths)
-        config = checkpoint_config(average)
-        model = build_model(config, average.state_dict, average.path)
-        if config.family.restore_extra is not None:
-            config.family.restore_extra(model, average)
-        extra = config.family.checkpoint_extra(model) if config.family.checkpoint_extra is not None else None
+        model, config = checkpoint_model(average)
         save_checkpoint(args.output, model, config, iteration=average.iteration, learning_rate=average.learning_rate,
-                        extra={**(extra or {}), "averaged_from": [os.path.basename(p) for p in paths]})
+                        extra={"averaged_from": [os.path.basename(p) for p in paths]})
     except (CheckpointError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -60,7 +60,6 @@ from waveglow.cli.arguments import non_negative_float, non_negative_int, positiv
 from waveglow.checkpoint import build_model, read_checkpoint
 from waveglow.devices import cpu_name
 from waveglow.export import export_onnx
-from waveglow.models import family_of
 from waveglow.onnx_runtime import OnnxVocoder
 from waveglow.synthesis import load_mel
 
@@ -233,12 +232,11 @@ def time_runs(fn: Callable[[], object], device: torch.device, warmup: int, repea
 
 def random_model(config_path: str, device: torch.device, seed: int) -> tuple[torch.nn.Module, object]:
     """A default-initialised model of the config's family, its zero-initialised output layers drawn
-    small (``ModelFamily.perturb``; WaveGlow: ``end`` ~ N(0, 0.01)), so no coupling is the identity."""
+    small (``model.perturb``; WaveGlow: ``end`` ~ N(0, 0.01)), so no coupling is the identity."""
     config = load_config(config_path)
     torch.manual_seed(seed)
     model = build_model(config)
-    if config.family.perturb is not None:
-        config.family.perturb(model, torch.Generator().manual_seed(seed))
+    model.perturb(torch.Generator().manual_seed(seed))
     return model.to(device), config
 
 
@@ -274,9 +272,8 @@ def skip_reason(device: torch.device, precision: str, mode: str) -> str | None:
 
 
 def fast_vocoder(model, cache_conditioning: bool = False):
-    """The family's exact fast inference object for ``model`` (``ModelFamily.inference_model``), else the model."""
-    make = family_of(model).inference_model
-    return make(model, cache_conditioning) if make is not None else model
+    """The model's exact fast inference object (``model.fast()``), else the model."""
+    return model.fast(low_memory=not cache_conditioning)
 
 
 def make_runner(model: torch.nn.Module, mode: str, mel: torch.Tensor, z: torch.Tensor, onnx_path: str | None = None):
@@ -675,9 +672,7 @@ def family_vocoder(model, family, mode: str):
     if mode == "reference-style":
         return model
     plain = copy.deepcopy(model).remove_weight_norm()
-    if mode == "plain" or family.inference_model is None:
-        return plain
-    return family.inference_model(plain, False)
+    return plain if mode == "plain" else plain.fast(low_memory=True)
 
 
 def family_training(args: argparse.Namespace, config, model, device: torch.device) -> dict:

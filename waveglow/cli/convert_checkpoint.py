@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from waveglow.checkpoint import build_model, checkpoint_config, read_checkpoint, save_checkpoint
+from waveglow.checkpoint import checkpoint_model, read_checkpoint, save_checkpoint
 from waveglow.errors import CheckpointError, ConfigError
 from waveglow.config import load_config
 
@@ -25,10 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         checkpoint = read_checkpoint(args.input)
-        config = checkpoint_config(checkpoint)
-        model = build_model(config, checkpoint.state_dict, checkpoint.path)
-        if config.family.restore_extra is not None:
-            config.family.restore_extra(model, checkpoint)
+        model, config = checkpoint_model(checkpoint)
         if args.config:
             wanted = load_config(args.config)
             if wanted.model_section != config.model_section or wanted.model_config != config.model_config:
@@ -37,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"checkpoint's {config.model_section} {checkpoint.model_config}"
                 )
             config = wanted
-        extra = config.family.checkpoint_extra(model) if config.family.checkpoint_extra is not None else None
         save_checkpoint(args.output, model, config, iteration=checkpoint.iteration,
-                        learning_rate=checkpoint.learning_rate, extra=extra)
+                        learning_rate=checkpoint.learning_rate)
     except (CheckpointError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

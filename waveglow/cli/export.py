@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --opset {args.opset}: the exporter needs opset {DEFAULT_OPSET} or newer", file=sys.stderr)
         return 1
     try:
-        model, data_config = load_for_inference(args.waveglow_path, "cpu", torch.float32, cache_conditioning=False)
+        model, data_config = load_for_inference(args.waveglow_path, "cpu", torch.float32, low_memory=True)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ from waveglow.config import DataConfig
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
 from waveglow.denoiser import Denoiser
 from waveglow.devices import cpu_bf16_support, default_device
-from waveglow.models import family_of
+from waveglow.registry import family_of
 from waveglow.onnx_runtime import OnnxVocoder
 from waveglow.synthesis import (
     MelError,
@@ -225,7 +225,7 @@ def load_model(args: argparse.Namespace):
         vocoder = OnnxVocoder(args.onnx, args.device)
         return vocoder, vocoder.data_config
     return load_for_inference(
-        args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], cache_conditioning=not args.low_memory
+        args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], low_memory=args.low_memory
     )
 
 
@@ -265,13 +265,13 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --wav needs waveglow.audio, which this installation lacks", file=sys.stderr)
             return 1
     family = family_of(model)
-    args.sigma = family.default_sigma if args.sigma is None else args.sigma
-    args.overlap_frames = family.overlap_frames if args.overlap_frames is None else args.overlap_frames
+    args.sigma = model.default_sigma if args.sigma is None else args.sigma
+    args.overlap_frames = model.overlap_frames() if args.overlap_frames is None else args.overlap_frames
     if 0 < args.chunk_frames < max(1, args.overlap_frames):
         print(f"error: --chunk_frames ({args.chunk_frames}) must be at least the overlap ({args.overlap_frames} frames)",
               file=sys.stderr)
         return 2
-    if args.denoiser_strength > 0 and not family.denoiser_applies:
+    if args.denoiser_strength > 0 and not model.denoiser_applies:
         print(f"error: --denoiser_strength: the denoiser does not apply to {family.name} (see docs/{family.name}.md)",
               file=sys.stderr)
         return 2

@@ -24,7 +24,6 @@ import torch
 
 from waveglow.errors import CheckpointError, MelError, OnnxModelError, first_line
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES
-from waveglow.models import family_of
 from waveglow.streaming import StreamingVocoder, receptive_field_of
 from waveglow.synthesis import to_int16
 from waveglow.wav_stream import WavStreamWriter
@@ -79,7 +78,7 @@ def main_stream(args: argparse.Namespace) -> int:
     except (CheckpointError, OnnxModelError, TypeError) as e:
         say(f"error: {first_line(e)}")
         return 1
-    args.sigma = family_of(model).default_sigma if args.sigma is None else args.sigma
+    args.sigma = model.default_sigma if args.sigma is None else args.sigma
     failures: list[str] = []
 
     def report(message: str) -> None:

@@ -1,11 +1,11 @@
 """What every family's fast inference object shares: built once from frozen weights, refusing stale ones.
 
-A fast inference object (``FastWaveGlow``, ``FastFloWaveNet``) holds operators derived from a
-model's weights (folded, fused, inverted) and computes what ``model.infer`` computes, faster.
-:class:`FastVocoder` is their base: it keeps the model as ``.model``, forwards the attributes the
-shared tools read (``hop_length``, ``n_mel_channels``, ``latent_steps_per_frame``,
-``sample_latent``, ``receptive_field``, ``parameters``), and records every parameter's (data_ptr, _version, dtype,
-device, shape). Once any of them changed (an optimizer step, load_state_dict, ``.to()``,
+A fast inference object (``FastWaveGlow``, ``FastFloWaveNet``, ``FastWaveFlow``; what
+``model.fast()`` returns) holds operators derived from a model's weights (folded, fused, inverted)
+and computes what ``model.infer`` computes, faster. :class:`FastVocoder` is their base: it keeps
+the model as ``.model``, answers every other attribute of the model interface from the model
+(``hop_length``, ``sample_latent``, ``receptive_field``, ``default_sigma``, ``overlap_frames``,
+``parameters``, ...), and records every parameter's (data_ptr, _version, dtype, device, shape). Once any of them changed (an optimizer step, load_state_dict, ``.to()``,
 ``.half()``, ``remove_weight_norm()``), ``infer`` raises :class:`StaleWeightsError`: build a new
 object then. Edits through ``param.data`` bypass the version counter and go unnoticed.
 """
@@ -40,37 +40,25 @@ class FastVocoder:
     """Base of the fast inference objects: the model interface, forwarded, and the staleness check.
 
     A subclass builds its operators in ``__init__`` (after calling this one) and implements
-    :meth:`fast_infer`; ``infer`` (the contract of :meth:`waveglow.models.VocoderModel.infer`)
+    :meth:`fast_infer`; ``infer`` (the contract of :meth:`waveglow.models.base.FlowVocoder.infer`)
     checks the weights are those it was built from, then calls it.
     """
 
-    default_sigma = 1.0  # infer's sigma when none is given: the model's own default
+    # The model interface answered by the model (the fast path computes the same function).
+    FORWARDED = frozenset({
+        "hop_length", "n_mel_channels", "latent_steps_per_frame", "latent_channels", "latent_draws", "sample_latent",
+        "receptive_field", "overlap_frames", "default_sigma", "nll_constant", "silence_feature", "denoiser_applies",
+        "config", "parameters",
+    })
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.key = parameter_key(model)
 
-    @property
-    def hop_length(self) -> int:
-        return self.model.hop_length
-
-    @property
-    def n_mel_channels(self) -> int:
-        return self.model.n_mel_channels
-
-    @property
-    def latent_steps_per_frame(self) -> int:
-        return self.model.latent_steps_per_frame
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def sample_latent(self, *args, **kwargs) -> torch.Tensor:
-        return self.model.sample_latent(*args, **kwargs)
-
-    def receptive_field(self):
-        """The model's :class:`~waveglow.models.ReceptiveField` (the fast path computes the same function)."""
-        return self.model.receptive_field()
+    def __getattr__(self, name: str):
+        if name in FastVocoder.FORWARDED:
+            return getattr(self.__dict__["model"], name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def check_fresh(self) -> None:
         """Raise :class:`StaleWeightsError` if the model's weights changed since this object was built."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ...config import require_positive
+from ...checks import require_positive
 from ...errors import ConfigError
 
 __all__ = ["FloWaveNetConfig", "HOP_LENGTH", "DATA_DEFAULTS", "validate"]

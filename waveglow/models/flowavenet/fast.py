@@ -19,6 +19,7 @@ noise. :class:`FastFloWaveNet` keeps the model interface the shared tools use an
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,10 @@ from torch import nn
 
 from ..fast import FastVocoder
 from ...errors import StaleWeightsError
-from .model import FloWaveNet, WaveNet
+from .layers import WaveNet
+
+if TYPE_CHECKING:  # annotations only: the model imports this module
+    from .model import FloWaveNet
 
 __all__ = ["FastFloWaveNet", "FastWaveNet", "StaleWeightsError", "GATE_SCALE"]
 
@@ -108,13 +112,12 @@ class FastFloWaveNet(FastVocoder):
     """FloWaveNet inference through :class:`FastWaveNet` operators, for a model whose weights are frozen.
 
     The model's own reverse pass runs with these operators in place of its WaveNets
-    (``nets`` of :meth:`FloWaveNet.reverse`).
+    (``nets`` of :meth:`FloWaveNet.reverse`). ``model.fast()`` returns one.
     """
 
     default_sigma = 0.8
 
-    def __init__(self, model: FloWaveNet, cache_conditioning: bool = False) -> None:
-        del cache_conditioning  # nothing to cache beyond the fused weights
+    def __init__(self, model: FloWaveNet) -> None:
         super().__init__(model)
         self._coupling = [[FastWaveNet(flow.coupling.net) for flow in block.flows] for block in model.blocks]
         self._prior = [FastWaveNet(block.prior) if block.split else None for block in model.blocks]

@@ -1,9 +1,11 @@
 """FloWaveNet: a flow-based vocoder (Kim, Lee, Song, Kim and Yoon, arXiv 1811.02155).
 
-Module and attribute names follow ksw0306/FloWaveNet (``blocks``, ``flows``, ``actnorm``,
-``coupling``, ``net``, ``front_conv``, ``res_blocks``, ``final_conv``, ``prior``,
-``upsample_conv``), so the state-dict keys and shapes are the published ones (2,307 tensors and
-182,644,788 parameters for the default 8 blocks x 6 flows x 2 layers, split every 4 blocks).
+:class:`FloWaveNet` is the :class:`~waveglow.models.base.FlowVocoder` of the family, built from
+the blocks of :mod:`~waveglow.models.flowavenet.layers`. Module and attribute names follow
+ksw0306/FloWaveNet (``blocks``, ``flows``, ``actnorm``, ``coupling``, ``net``, ``front_conv``,
+``res_blocks``, ``final_conv``, ``prior``, ``upsample_conv``), so the state-dict keys and shapes
+are the published ones (2,307 tensors and 182,644,788 parameters for the default 8 blocks x 6
+flows x 2 layers, split every 4 blocks).
 
 Shapes: B batch, T audio samples, F mel frames (T = 256 F). Each block squeezes time by 2 into
 channels, so T must be a multiple of 2 ** n_block. Inside block k the audio has D channels and
@@ -18,16 +20,22 @@ that prior's standard-normal ``eps``. :meth:`FloWaveNet.encode` returns that lay
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from ..._autocast import autocast_off
-from .. import ReceptiveField
+from ...errors import CheckpointError
+from ...formats import load_state_dict_checked
+from ..base import FlowVocoder, ReceptiveField
 from ..image_upsampler import UPSAMPLER_REACH, image_upsampler, remove_upsampler_weight_norm, upsample_image
-from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d
+from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d  # noqa: F401  (kept importable from here)
 from .config import HOP_LENGTH, FloWaveNetConfig
+from .fast import FastFloWaveNet
+from .layers import ActNorm, AffineCoupling, Block, WaveNet, ZeroConv1d, at_least_float32, gaussian_log_p, squeeze, unsqueeze
+from .layers import ACTNORM_EPS, Conv, Flow, ResBlock, swap_halves  # noqa: F401  (kept importable from here)
 from .reach import edge_reach_samples
+from .readers import infer_flowavenet_config
 
 __all__ = [
     "FloWaveNet",
@@ -41,9 +49,9 @@ __all__ = [
     "unsqueeze",
     "HOP_LENGTH",
     "CHUNK_OVERLAP_FRAMES",
+    "build_flowavenet",
 ]
 
-ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as in the reference
 # Context, in mel frames, each side of a chunk when long audio is vocoded in pieces: the default
 # model's receptive field, ceil(receptive_field_samples() / 256) = ceil(12440 / 256) = 49 frames,
 # so chunks with this context reproduce the unchunked output. Measured, not only counted:
@@ -53,247 +61,19 @@ ACTNORM_EPS = 1e-6  # added to the std in the data-dependent initialisation, as 
 CHUNK_OVERLAP_FRAMES = 49
 
 
-# ------------------------------------------------------------------------------ building blocks
-
-
-class Conv(nn.Module):
-    """A weight-normed, non-causal Conv1d with "same" padding; the conv is the attribute ``conv``."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1) -> None:
-        super().__init__()
-        padding = dilation * (kernel_size - 1) // 2
-        self.conv = WeightNormConv1d(in_channels, out_channels, kernel_size, dilation=dilation, padding=padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-    def remove_weight_norm(self) -> None:
-        self.conv.remove_weight_norm()
-
-
-class ZeroConv1d(nn.Module):
-    """A zero-initialised 1x1 Conv1d scaled by ``exp(3 * scale)``: (B, in, T) -> (B, out, T)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, 1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
-        self.scale = nn.Parameter(torch.zeros(1, out_channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) * torch.exp(3 * self.scale)
-
-
-class ResBlock(nn.Module):
-    """One gated, dilated layer: x (B, C, T), c (B, cond, T) -> (residual (B, C, T), skip (B, C, T))."""
-
-    def __init__(self, channels: int, cin_channels: int, dilation: int) -> None:
-        super().__init__()
-        self.filter_conv = Conv(channels, channels, 3, dilation)
-        self.gate_conv = Conv(channels, channels, 3, dilation)
-        self.res_conv = WeightNormConv1d(channels, channels, 1)
-        self.skip_conv = WeightNormConv1d(channels, channels, 1)
-        self.filter_conv_c = WeightNormConv1d(cin_channels, channels, 1)
-        self.gate_conv_c = WeightNormConv1d(cin_channels, channels, 1)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.tanh(self.filter_conv(x) + self.filter_conv_c(c)) * torch.sigmoid(self.gate_conv(x) + self.gate_conv_c(c))
-        return (x + self.res_conv(h)) * math.sqrt(0.5), self.skip_conv(h)
-
-    def remove_weight_norm(self) -> None:
-        for conv in (self.filter_conv, self.gate_conv, self.res_conv, self.skip_conv, self.filter_conv_c, self.gate_conv_c):
-            conv.remove_weight_norm()
-
-
-class WaveNet(nn.Module):
-    """Non-causal WaveNet: x (B, in, T), c (B, cond, T) -> (B, out, T); zero output at initialisation."""
-
-    def __init__(self, in_channels: int, out_channels: int, num_layers: int, cin_channels: int, channels: int = 256) -> None:
-        super().__init__()
-        self.front_conv = nn.Sequential(Conv(in_channels, channels, 3), nn.ReLU())
-        self.res_blocks = nn.ModuleList(ResBlock(channels, cin_channels, 2**n) for n in range(num_layers))
-        self.final_conv = nn.Sequential(nn.ReLU(), Conv(channels, channels, 1), nn.ReLU(), ZeroConv1d(channels, out_channels))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        h = self.front_conv(x)  # (B, C, T)
-        skip = 0
-        for block in self.res_blocks:
-            h, s = block(h, c)
-            skip = skip + s
-        return self.final_conv(skip)
-
-    def remove_weight_norm(self) -> None:
-        self.front_conv[0].remove_weight_norm()
-        for block in self.res_blocks:
-            block.remove_weight_norm()
-        self.final_conv[1].remove_weight_norm()
-
-
-# -------------------------------------------------------------------------------------- flows
-
-
-class ActNorm(nn.Module):
-    """Per-channel affine map y = scale * (x + loc): (B, D, T) -> ((B, D, T), log|det|).
-
-    Runs in float32 (or float64) whatever the input dtype or autocast, returning the input's dtype. The
-    data-dependent initialisation is explicit (:meth:`initialize_from`, called through
-    :func:`initialize`), never a side effect of a forward pass.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.loc = nn.Parameter(torch.zeros(1, channels, 1))
-        self.scale = nn.Parameter(torch.ones(1, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        B, _, T = x.shape
-        with autocast_off(x.device):
-            scale, loc, x32 = _at_least_float32(self.scale, self.loc, x)
-            y = scale * (x32 + loc)
-            logdet = B * T * torch.log(scale.abs()).sum()
-        return y.to(x.dtype), logdet
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, D, T) -> y / scale - loc, the scale kept at least ACTNORM_EPS away from zero."""
-        with autocast_off(y.device):
-            scale, loc, y32 = _at_least_float32(self.scale, self.loc, y)
-            guarded = torch.where(scale.abs() < ACTNORM_EPS, torch.full_like(scale, ACTNORM_EPS).copysign(scale), scale)
-            x = y32 / guarded - loc
-        return x.to(y.dtype)
-
-    @torch.no_grad()
-    def initialize_from(self, x: torch.Tensor) -> None:
-        """loc = -mean, scale = 1 / (std + 1e-6) per channel over batch and time (unbiased std), in float32."""
-        with autocast_off(x.device):
-            flat = _at_least_float32(x.detach())[0].transpose(0, 1).reshape(x.size(1), -1)  # (D, B * T)
-            self.loc.copy_(-flat.mean(1).view(1, -1, 1))
-            self.scale.copy_((1 / (flat.std(1) + ACTNORM_EPS)).view(1, -1, 1))
-
-
-class AffineCoupling(nn.Module):
-    """x = (x_a, x_b) -> (x_a, (x_b - t) * exp(-log_s)), (log_s, t) = net(x_a, c_a).
-
-    ``c_a`` is the half of the block's conditioning this flow sees: (B, E / 2, T).
-    """
-
-    def __init__(self, channels: int, cin_channels: int, num_layers: int, affine: bool = True, width: int = 256) -> None:
-        super().__init__()
-        self.affine = affine
-        out = channels if affine else channels // 2
-        self.net = WaveNet(channels // 2, out, num_layers, cin_channels // 2, width)
-
-    def forward(self, x: torch.Tensor, c_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_a, x_b = x.chunk(2, 1)
-        if not self.affine:
-            return torch.cat([x_a, x_b - self.net(x_a, c_a)], 1), x.new_zeros((), dtype=torch.float32)
-        log_s, t = self.net(x_a, c_a).chunk(2, 1)
-        y_b = (x_b - t) * torch.exp(-log_s)
-        return torch.cat([x_a, y_b.to(x.dtype)], 1), -_at_least_float32(log_s)[0].sum()
-
-    def inverse(self, y: torch.Tensor, c_a: torch.Tensor, net=None) -> torch.Tensor:
-        """The inverse map; ``net(y_a, c_a)`` (default: ``self.net``) may be an equivalent fast operator."""
-        net = self.net if net is None else net
-        y_a, y_b = y.chunk(2, 1)
-        if not self.affine:
-            return torch.cat([y_a, y_b + net(y_a, c_a)], 1)
-        log_s, t = net(y_a, c_a).chunk(2, 1)
-        return torch.cat([y_a, (y_b * torch.exp(log_s) + t).to(y.dtype)], 1)
-
-
-def swap_halves(x: torch.Tensor) -> torch.Tensor:
-    """The reference's ``change_order``: (B, 2H, T) -> channels H..2H-1 first, then 0..H-1."""
-    a, b = x.chunk(2, 1)
-    return torch.cat([b, a], 1)
-
-
-class Flow(nn.Module):
-    """ActNorm, then the affine coupling, then the channel halves swapped."""
-
-    def __init__(self, channels: int, cin_channels: int, num_layers: int, affine: bool, width: int) -> None:
-        super().__init__()
-        self.actnorm = ActNorm(channels)
-        self.coupling = AffineCoupling(channels, cin_channels, num_layers, affine, width)
-
-    def forward(self, x: torch.Tensor, c_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, logdet = self.actnorm(x)
-        x, det = self.coupling(x, c_a)
-        return swap_halves(x), logdet + det
-
-    def inverse(self, y: torch.Tensor, c_a: torch.Tensor, net=None) -> torch.Tensor:
-        return self.actnorm.inverse(self.coupling.inverse(swap_halves(y), c_a, net))
-
-
-def squeeze(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, T) -> (B, 2C, T / 2): channel 2c + j holds x[c, 2t + j], as in the reference."""
-    B, C, T = x.shape
-    x = x.view(B, C, T // 2, 2).permute(0, 1, 3, 2)  # (B, C, 2, T / 2)
-    return x.reshape(B, 2 * C, T // 2)
-
-
-def unsqueeze(x: torch.Tensor) -> torch.Tensor:
-    """(B, 2C, T / 2) -> (B, C, T), the inverse of :func:`squeeze`."""
-    B, C2, n = x.shape
-    x = x.view(B, C2 // 2, 2, n).permute(0, 1, 3, 2)  # (B, C, T / 2, 2)
-    return x.reshape(B, C2 // 2, 2 * n)
-
-
-def _at_least_float32(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return tuple(t.to(torch.promote_types(t.dtype, torch.float32)) for t in tensors)
-
-
-def gaussian_log_p(x: torch.Tensor, mean: torch.Tensor, log_sd: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(x; mean, exp(log_sd)^2), including the -0.5 log(2 pi) term, in float32."""
-    x, mean, log_sd = _at_least_float32(x, mean, log_sd)
-    return -0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (x - mean) ** 2 * torch.exp(-2 * log_sd)
-
-
-class Block(nn.Module):
-    """Squeeze, n_flow flows, and (when ``split``) half of the channels set aside under a WaveNet prior.
-
-    Works on the squeezed width D = 2 * in_channel with conditioning E = 2 * cin_channel.
-    """
-
-    def __init__(
-        self, in_channel: int, cin_channel: int, n_flow: int, n_layer: int, affine: bool, split: bool, width: int
-    ) -> None:
-        super().__init__()
-        self.split = split
-        D, E = 2 * in_channel, 2 * cin_channel
-        self.flows = nn.ModuleList(Flow(D, E, n_layer, affine, width) for _ in range(n_flow))
-        if split:
-            self.prior = WaveNet(D // 2, D, 2, E, width)
-
-    def flow_conditions(self, c: torch.Tensor) -> list[torch.Tensor]:
-        """The half of the squeezed conditioning c (B, E, T) each flow sees: first, second, first, ..."""
-        first, second = c.chunk(2, 1)
-        return [first if j % 2 == 0 else second for j in range(len(self.flows))]
-
-    def output_condition(self, c: torch.Tensor) -> torch.Tensor:
-        """The conditioning after the flows' swaps, as the prior and the next block see it."""
-        return swap_halves(c) if len(self.flows) % 2 else c
-
-    def prior_params(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_sd = self.prior(x, c).chunk(2, 1)
-        return mean, log_sd
-
-    def remove_weight_norm(self) -> None:
-        for flow in self.flows:
-            flow.coupling.net.remove_weight_norm()
-        if self.split:
-            self.prior.remove_weight_norm()
-
-
-# ------------------------------------------------------------------------------------- model
-
-
-class FloWaveNet(nn.Module):
+class FloWaveNet(FlowVocoder):
     """FloWaveNet with ksw0306's constructor: ``FloWaveNet(**config["flowavenet_config"])``.
 
     ``initialized`` says whether ActNorm's data-dependent initialisation has run (or the weights
     came from a checkpoint): it is a plain attribute, not a state-dict key. ``load_state_dict``
-    sets it.
+    sets it; checkpoints keep it beside the state dict (:meth:`extra_state`).
     """
+
+    default_sigma = 0.8  # ksw0306's synthesize.py temperature
+    nll_constant = 0.5 * math.log(2 * math.pi)  # FloWaveNetLoss is the full negative log-likelihood
+    silence_feature = 0.0  # clip((20 log10(1e-4) - 20 + 100) / 100, 0, 1)
+    denoiser_applies = True  # see docs/flowavenet.md: the sigma-0 bias repeats every 256 samples
+    mel_channels_key = "cin_channel"
 
     def __init__(
         self,
@@ -421,9 +201,9 @@ class FloWaveNet(nn.Module):
                 x, z = x.chunk(2, 1)
                 mean, log_sd = block.prior_params(x, block.output_condition(c))
                 log_p = log_p + gaussian_log_p(z, mean, log_sd).sum()
-                z, mean, log_sd = _at_least_float32(z, mean, log_sd)
+                z, mean, log_sd = at_least_float32(z, mean, log_sd)
                 eps_list.append((z - mean) * torch.exp(-log_sd))
-        log_p = log_p + (-0.5 * (math.log(2 * math.pi) + _at_least_float32(x)[0] ** 2)).sum()
+        log_p = log_p + (-0.5 * (math.log(2 * math.pi) + at_least_float32(x)[0] ** 2)).sum()
         return log_p, logdet, x, eps_list
 
     def encode(self, mel: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
@@ -433,7 +213,7 @@ class FloWaveNet(nn.Module):
         Differentiable in the audio (wrap it in ``torch.no_grad()`` when only z is wanted).
         """
         _, _, x, eps_list = self._encode(mel, audio)
-        (x,) = _at_least_float32(x)
+        (x,) = at_least_float32(x)
         for block in reversed(self.blocks):
             if block.split:
                 x = torch.cat([x, eps_list.pop()], 1)
@@ -472,7 +252,7 @@ class FloWaveNet(nn.Module):
     @torch.no_grad()
     def infer(self, mel: torch.Tensor, sigma: float = 0.8, *, z: torch.Tensor | None = None,
               generator: torch.Generator | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`waveglow.models.VocoderModel.infer` for FloWaveNet: mel (B, n_mel, F) -> (B, 256 F).
+        """:meth:`waveglow.models.base.FlowVocoder.infer` for FloWaveNet: mel (B, n_mel, F) -> (B, 256 F).
 
         The latent is (B, 1, 256 F) (or (B, 256 F)), the reference's ``reverse`` layout, as
         :meth:`encode` returns it. ``lengths`` are multiples of 256; each item of a padded batch
@@ -521,6 +301,57 @@ class FloWaveNet(nn.Module):
         remove_upsampler_weight_norm(self.upsample_conv)
         return self
 
+    # ------------------------------------------------------------------ files, training, inference
+
+    @classmethod
+    def config_from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], source: str) -> dict:
+        """The constructor arguments a (prefix-free) state dict's shapes imply (:func:`infer_flowavenet_config`)."""
+        return infer_flowavenet_config(state_dict, source).to_kwargs()
+
+    def extra_state(self) -> dict:
+        """Whether ActNorm was initialised, saved beside the state dict."""
+        return {"actnorm_initialized": bool(self.initialized)}
+
+    def load_extra_state(self, extra: Mapping[str, Any]) -> None:
+        """Our checkpoints record whether ActNorm was initialised; any other loaded weights count as initialised."""
+        self.initialized = bool(extra.get("actnorm_initialized", True))
+
+    def overlap_frames(self) -> int:
+        """Context each side of a chunk: :data:`CHUNK_OVERLAP_FRAMES`, the default model's reach."""
+        return CHUNK_OVERLAP_FRAMES
+
+    @torch.no_grad()
+    def initialize(self, mel: torch.Tensor, audio: torch.Tensor) -> bool:
+        """ActNorm's data-dependent initialisation from one batch, once; -> whether it ran now.
+
+        Every ActNorm takes loc = -mean and scale = 1 / (std + 1e-6) of the input it sees, in order.
+        Does nothing when ``initialized`` (already run, or weights loaded). Under an initialised
+        torch.distributed process group, rank 0's values are broadcast to every rank. Call it on
+        the unwrapped model, before DistributedDataParallel wraps it.
+        """
+        if self.initialized:
+            return False
+        self._encode(mel, audio, initialize=True)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for module in self.modules():
+                if isinstance(module, ActNorm):
+                    torch.distributed.broadcast(module.loc.data, src=0)
+                    torch.distributed.broadcast(module.scale.data, src=0)
+        self.initialized = True
+        return True
+
+    def fast(self, *, low_memory: bool = False) -> FastFloWaveNet:
+        """The fused inference object (:class:`FastFloWaveNet`); it needs no more memory than the model."""
+        return FastFloWaveNet(self)
+
+    @torch.no_grad()
+    def perturb(self, generator: torch.Generator) -> None:
+        """Every WaveNet's zero-initialised last conv (and its scale) drawn small: no coupling or prior is the identity."""
+        for module in self.modules():
+            if isinstance(module, ZeroConv1d):
+                for p in (module.conv.weight, module.conv.bias, module.scale):
+                    p.copy_(0.02 * torch.randn(p.shape, generator=generator).to(p))
+
 
 def _mark_initialized(module: FloWaveNet, incompatible_keys) -> None:
     """Weights loaded from a state dict carry their ActNorm statistics: no data-dependent init afterwards."""
@@ -528,22 +359,19 @@ def _mark_initialized(module: FloWaveNet, incompatible_keys) -> None:
         module.initialized = True
 
 
-@torch.no_grad()
-def initialize(model: nn.Module, mel: torch.Tensor, audio: torch.Tensor) -> bool:
-    """ActNorm's data-dependent initialisation from one batch, once; -> whether it ran now.
+def initialize(model: FloWaveNet, mel: torch.Tensor, audio: torch.Tensor) -> bool:
+    """``model.initialize(mel, audio)`` (:meth:`FloWaveNet.initialize`): ActNorm's one-time initialisation."""
+    return model.initialize(mel, audio)
 
-    Every ActNorm takes loc = -mean and scale = 1 / (std + 1e-6) of the input it sees, in order.
-    Does nothing when ``model.initialized`` (already run, or weights loaded). Under an initialised
-    torch.distributed process group, rank 0's values are broadcast to every rank. Call it on
-    the unwrapped model, before DistributedDataParallel wraps it.
-    """
-    if model.initialized:
-        return False
-    model._encode(mel, audio, initialize=True)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        for module in model.modules():
-            if isinstance(module, ActNorm):
-                torch.distributed.broadcast(module.loc.data, src=0)
-                torch.distributed.broadcast(module.scale.data, src=0)
-    model.initialized = True
-    return True
+
+def build_flowavenet(
+    state_dict: Mapping[str, torch.Tensor], source: str, config: FloWaveNetConfig | None = None
+) -> FloWaveNet:
+    """A FloWaveNet of ``config`` (inferred from the tensors when None) holding ``state_dict``, checked."""
+    config = config if config is not None else infer_flowavenet_config(state_dict, source)
+    try:
+        model = FloWaveNet(**config.to_kwargs())
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: cannot build FloWaveNet from its config: {e}") from None
+    load_state_dict_checked(model, state_dict, source)
+    return model

@@ -3,6 +3,8 @@
 ksw0306's train.py saves ``torch.save({"state_dict", "optimizer", "scheduler", "global_step",
 "global_epoch"})``, with a ``module.`` prefix on every key under DataParallel, and no config:
 the architecture is read back from the tensors' shapes (:func:`infer_flowavenet_config`).
+This module reads files only; :func:`~waveglow.models.flowavenet.model.build_flowavenet` builds
+and checks a model from what it returns.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from typing import Any, Mapping
 
 import torch
 
-from ...checkpoint import Checkpoint, load_state_dict_checked, strip_wrapper_prefixes
+from ...formats import Checkpoint, strip_wrapper_prefixes
 from ...errors import CheckpointError
 from .config import DATA_DEFAULTS, FloWaveNetConfig
-from .model import FloWaveNet
 
-__all__ = ["KSW0306_KEYS", "read_foreign", "read_ksw0306", "is_flowavenet_state_dict", "infer_flowavenet_config",
-           "build_flowavenet"]
+__all__ = ["KSW0306_KEYS", "read_foreign", "read_ksw0306", "is_flowavenet_state_dict", "infer_flowavenet_config"]
 
 
 KSW0306_KEYS = frozenset({"state_dict", "optimizer", "scheduler", "global_step", "global_epoch"})
@@ -89,19 +89,6 @@ def read_ksw0306(obj: Any, path: str) -> tuple[dict[str, torch.Tensor], FloWaveN
         raise CheckpointError(f"{path}: global_step is {type(iteration).__name__}, not an integer")
     state_dict = {strip_wrapper_prefixes(k): v for k, v in state_dict.items()}
     return state_dict, infer_flowavenet_config(state_dict, path), iteration
-
-
-def build_flowavenet(
-    state_dict: Mapping[str, torch.Tensor], source: str, config: FloWaveNetConfig | None = None
-) -> FloWaveNet:
-    """A FloWaveNet of ``config`` (inferred from the tensors when None) holding ``state_dict``, checked."""
-    config = config if config is not None else infer_flowavenet_config(state_dict, source)
-    try:
-        model = FloWaveNet(**config.to_kwargs())
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: cannot build FloWaveNet from its config: {e}") from None
-    load_state_dict_checked(model, state_dict, source)
-    return model
 
 
 def read_foreign(obj: Any, path: str):

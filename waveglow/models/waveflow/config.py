@@ -1,4 +1,5 @@
-"""The ``waveflow_config`` section: L0SG/NanoFlow's model keys, with its coupling types."""
+"""The ``waveflow_config`` section: L0SG/NanoFlow's model keys, with its coupling types, and its
+cross-checks against ``data_config`` (:func:`validate`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ...errors import ConfigError
 
-__all__ = ["WaveFlowConfig", "COUPLING_TYPES", "HOP_LENGTH", "parse_bool"]
+__all__ = ["WaveFlowConfig", "COUPLING_TYPES", "HOP_LENGTH", "parse_bool", "validate"]
 
 HOP_LENGTH = 256  # the upsampler's two transposed convolutions each stretch time by 16
 # coupling_type -> what it builds: WaveFlow has a WaveNet per flow; the NanoFlow variants share one.
@@ -65,3 +66,19 @@ class WaveFlowConfig:
 
     def to_kwargs(self) -> dict:
         return asdict(self)
+
+
+def validate(config, source: str) -> None:
+    """The ``waveflow_config`` section against data_config: one-line ConfigErrors naming both keys."""
+    m, d = config.model_config, config.data_config
+    if d.hop_length != HOP_LENGTH:
+        raise ConfigError(f"{source}: data_config.hop_length must be {HOP_LENGTH} for WaveFlow (its upsampler is fixed), got {d.hop_length}")
+    if d.n_mel_channels != m.cin_channels:
+        raise ConfigError(
+            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from waveflow_config.cin_channels "
+            f"{m.cin_channels}: the features must be what the model takes"
+        )
+    if d.segment_length % m.n_height:
+        raise ConfigError(
+            f"{source}: data_config.segment_length {d.segment_length} must be a multiple of waveflow_config.n_height {m.n_height}"
+        )

@@ -15,21 +15,27 @@ Built once from frozen weights (weight norm folded in):
 - the last layer's residual half, which nothing reads, not computed;
 - each projection's ``exp(3 * scale)`` folded into its weight and bias.
 
-The output equals ``model.infer`` to float rounding, with the same noise.
+The output equals ``model.infer`` to float rounding, with the same noise. ``WaveFlow.fast()``
+returns a :class:`FastWaveFlow`; the export copy (:class:`~.model.ExportWaveFlow`) traces a
+:class:`RowInverse` built inside each call.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..fast import FastVocoder
-from .model import WaveFlow, Wavenet2D, ZeroConv2d, unfold
+from .layers import Wavenet2D, ZeroConv2d, unfold
 
-__all__ = ["FastWaveFlow", "ExportWaveFlow", "RowInverse", "exportable"]
+if TYPE_CHECKING:  # annotations only: the model imports this module
+    from .model import WaveFlow
+
+__all__ = ["FastWaveFlow", "RowInverse"]
 
 
 def _weight(conv: nn.Module) -> torch.Tensor:
@@ -149,23 +155,3 @@ class FastWaveFlow(FastVocoder):
 
     def fast_infer(self, mel: torch.Tensor, sigma: float, *, z, generator, lengths) -> torch.Tensor:
         return self.model.infer_with(self.inverse.reverse, mel, sigma, z=z, generator=generator, lengths=lengths)
-
-
-class ExportWaveFlow(WaveFlow):
-    """A WaveFlow whose ``infer`` runs the cached-row inverse, for tracing into ONNX or TorchScript.
-
-    The operators are derived from the weights inside each call, so the graph holds them as
-    operations on the weights and any dtype the module is cast to works; the plain inverse would
-    trace h (h + 1) / 2 WaveNet passes per flow instead of h. Made from a private copy by
-    :func:`exportable`; everything else is the model's.
-    """
-
-    @torch.no_grad()
-    def infer(self, mel: torch.Tensor, sigma: float = 1.0, *, z=None, generator=None, lengths=None) -> torch.Tensor:
-        return self.infer_with(RowInverse(self).reverse, mel, sigma, z=z, generator=generator, lengths=lengths)
-
-
-def exportable(model: WaveFlow) -> ExportWaveFlow:
-    """``model`` (a weight-norm-free copy the exporter owns) turned into an :class:`ExportWaveFlow`, in place."""
-    model.__class__ = ExportWaveFlow
-    return model

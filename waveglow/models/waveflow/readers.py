@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ...checkpoint import Checkpoint, strip_wrapper_prefixes
+from ...formats import Checkpoint, strip_wrapper_prefixes
 from ...errors import CheckpointError
 from .config import WaveFlowConfig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ...config import require_positive
+from ...checks import require_positive
 from ...errors import ConfigError
-from .model import flow_channels_problem
+from .layers import flow_channels_problem
 
 __all__ = ["WNConfig", "WaveGlowConfig", "validate"]
 

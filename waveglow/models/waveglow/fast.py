@@ -44,7 +44,7 @@ from torch import nn
 
 from ..fast import FastVocoder, parameter_key
 from ...errors import StaleWeightsError
-from .model import unfold
+from .layers import unfold
 
 __all__ = [
     "FastWaveGlow", "StaleWeightsError", "FastInference", "select_gate",

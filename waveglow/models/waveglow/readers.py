@@ -22,11 +22,12 @@ from typing import Any, Mapping
 import torch
 
 from ..._unpickle import PickledObject
-from ...checkpoint import Checkpoint, strip_wrapper_prefixes
-from ...config import DataConfig
+from ...formats import Checkpoint, strip_wrapper_prefixes
 from ...errors import CheckpointError
 
 __all__ = ["read_foreign", "convert_state_dict", "infer_waveglow_config", "stored_waveglow_config"]
+
+WIN_LENGTH = 1024  # the reference's STFT window (data_config's default)
 
 
 def _pickled_module_state(obj: PickledObject, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -78,7 +79,7 @@ def _from_state_dict(path: str, kind: str, state_dict: Mapping, stored_config: A
         learning_rate=obj.get("learning_rate"),
         # the reference's upsampler steps a quarter of its kernel (256 of 1024)
         data_config={"n_mel_channels": waveglow_config["n_mel_channels"], "filter_length": kernel,
-                     "win_length": min(kernel, DataConfig.win_length), "hop_length": kernel // 4},
+                     "win_length": min(kernel, WIN_LENGTH), "hop_length": kernel // 4},
     )
 
 
