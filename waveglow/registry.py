@@ -24,7 +24,7 @@ from .family import ModelFamily
 
 __all__ = [
     "ModelFamily", "FAMILIES", "ENTRY_POINT_GROUP", "register", "family_names", "families", "family_named",
-    "family_of", "family_for_sections", "unwrap_model",
+    "family_of", "family_for_sections", "unwrap_model", "discover_installed",
 ]
 
 ENTRY_POINT_GROUP = "waveglow.families"
@@ -40,7 +40,8 @@ _registered: dict[str, ModelFamily] = {}
 _installed: dict[str, Any] = {}  # name -> entry point of a family another package ships, loaded on first use
 
 
-def _discover_installed() -> None:
+def discover_installed() -> None:
+    """Look (again) for families that installed packages declare in the ``waveglow.families`` entry-point group."""
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name not in _order:
             _installed[point.name] = point
@@ -119,4 +120,4 @@ def family_of(model: Any) -> ModelFamily:
     raise TypeError(f"{type(model).__name__} is not a model of any registered family ({', '.join(_order)})")
 
 
-_discover_installed()
+discover_installed()

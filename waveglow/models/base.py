@@ -3,8 +3,8 @@
 The shared tools (training, synthesis, checkpoints, export, streaming, the commands) ask the
 model, never its class or its name. A family subclasses :class:`FlowVocoder` and overrides what
 differs from the defaults; it must write ``__init__`` (setting ``config``, ``hop_length``,
-``n_mel_channels``, ``latent_steps_per_frame``), ``forward``, ``encode``, ``infer`` and
-``receptive_field``.
+``n_mel_channels``, ``latent_steps_per_frame``), ``forward``, ``encode``, ``infer``,
+``receptive_field``, and one of ``latent_draws`` (the latent's channels) or ``sample_latent``.
 """
 
 from __future__ import annotations
@@ -116,6 +116,13 @@ class FlowVocoder(nn.Module):
     def latent_channels(self) -> int:
         """The latent's channel axis."""
         return self.sample_latent(1, 1, 1.0, None, torch.device("meta")).size(1)
+
+    def check_device(self, name: str, tensor: torch.Tensor) -> None:
+        """A ValueError naming both devices unless ``tensor`` (an input called ``name``) is on the model's device."""
+        device = next(self.parameters()).device
+        if tensor.device != device:
+            raise ValueError(f"{name} is on {tensor.device} and the model on {device}: "
+                             f"move it with {name}.to({str(device)!r})")
 
     def receptive_field(self) -> ReceptiveField:
         """Frames of context each output frame depends on (see :class:`ReceptiveField`)."""
