@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .audio import MelSpectrogram
 from .config import TrainConfig
 from .registry import family_of
 
@@ -49,12 +50,9 @@ def _trainable(model) -> nn.Module:
     return module
 
 
-def _prepared(features: nn.Module, audio: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(the audio as the family's features see it, ln of the scale applied to it)."""
-    prepare = getattr(features, "prepare_audio", None)
-    if prepare is None:
-        return audio, 0.0
-    prepared = prepare(audio[None])[0].float()
+def _prepared(features: MelSpectrogram, audio: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(the audio as the family's features see it (``prepare_audio``), ln of the scale applied to it)."""
+    prepared = features.prepare_audio(audio[None])[0].float()
     scale = prepared.norm() / audio.norm().clamp(min=1e-12)
     return prepared, math.log(max(scale.item(), 1e-12))
 
