@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ._autocast import autocast_off
+from ._fallback_audio import read_wav, slaney_mel_filterbank, wav_info
 from .errors import AudioError
 
 __all__ = ["AudioError", "MelSpectrogram", "mel_spectrogram", "mel_filterbank", "load_audio", "check_audio_file",
@@ -48,8 +49,6 @@ def mel_filterbank(
     try:
         import librosa  # lazily: only building features needs it
     except ImportError:  # the same filters in numpy (a test holds them equal)
-        from ._fallback_audio import slaney_mel_filterbank
-
         return torch.from_numpy(slaney_mel_filterbank(sampling_rate, filter_length, n_mel_channels, mel_fmin, mel_fmax))
 
     basis = librosa.filters.mel(
@@ -192,8 +191,6 @@ def _read(path: str) -> tuple[np.ndarray, int]:
         soundfile = None
     try:
         if soundfile is None:
-            from ._fallback_audio import read_wav
-
             data, rate = read_wav(path)
         else:
             data, rate = soundfile.read(path, dtype="float32", always_2d=True)
@@ -272,8 +269,6 @@ def _info(path: str) -> tuple[int, int, int]:
     try:
         import soundfile
     except ImportError:
-        from ._fallback_audio import wav_info
-
         try:
             return wav_info(path)
         except (ValueError, EOFError, OSError) as e:

@@ -23,22 +23,21 @@ audio (B, T), with the STFT and its inverse written as convolutions with the Fou
 
 Every file carries its settings (family, n_mel_channels, latent_channels, hop_length, sampling_rate,
 the latent's drawing order, graph kind, dtype, the data config as JSON) as ONNX ``metadata_props``
-or a TorchScript extra file ``metadata.json``.
+or a TorchScript extra file ``metadata.json`` (:mod:`waveglow.export_metadata`); the checks that run
+an exported file back live in :mod:`waveglow.export_checks`. Their public names are importable from
+here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,8 +45,15 @@ from torch import nn
 from .atomic import atomic_path
 from .config import DataConfig
 from .denoiser import Denoiser
-from .registry import family_of
 from .errors import ExportError
+from .export_checks import (
+    FLOAT16_TOLERANCE, FLOAT32_TOLERANCE, Verification, _check_onnx, _difference, _random_frames, _refuse_above,
+    _Runner, _tolerance,
+)
+from .export_metadata import METADATA_FILE, denoiser_path, graph_metadata, read_metadata
+# not used here; importable from this module, as before
+from .export_metadata import latent_channels as latent_channels, latent_draws as latent_draws
+from .export_metadata import _format_of as _format_of, _jit_load as _jit_load
 
 __all__ = [
     "FORMATS",
@@ -72,10 +78,6 @@ __all__ = [
 FORMATS = ("onnx", "torchscript")
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 DEFAULT_OPSET = 18
-# Largest |exported - model.infer| accepted, on random mels and unit-variance z.
-FLOAT32_TOLERANCE = 1e-4
-FLOAT16_TOLERANCE = 5e-2  # half precision against the float32 model: measured in docs/export.md
-METADATA_FILE = "metadata.json"  # the TorchScript extra file holding the metadata
 
 
 # ------------------------------------------------------------------------------ graphs
@@ -164,11 +166,6 @@ def latent_length(model: nn.Module, frames: int) -> int:
     return model.latent_steps_per_frame * frames
 
 
-def latent_channels(model: nn.Module) -> int:
-    """The latent's channel axis (WaveGlow: n_group; FloWaveNet: in_channel)."""
-    return model.latent_channels
-
-
 def example_inputs(
     model: nn.Module, batch: int, frames: int, dtype: torch.dtype, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,67 +173,6 @@ def example_inputs(
     mel = torch.randn(batch, model.n_mel_channels, frames, generator=generator) - 5.0
     z = model.sample_latent(batch, latent_length(model, frames), 1.0, generator, torch.device("cpu"))
     return mel.to(dtype), z.to(dtype)
-
-
-# ------------------------------------------------------------------------------ metadata
-
-
-def latent_draws(model: nn.Module) -> list[int]:
-    """Channels of each N(0, 1) block ``model.sample_latent`` draws, in drawing order; the latent is
-    their concatenation along channels in the reverse order (WaveGlow: the final channels first,
-    then each early block; ``model.latent_draws()``). By default one block of every channel."""
-    return list(model.latent_draws())
-
-
-def graph_metadata(
-    model: nn.Module, data_config: DataConfig | None, dtype: torch.dtype, graph: str = "vocoder"
-) -> dict[str, str]:
-    """What a runtime needs to use a graph, as strings (ONNX metadata_props are string to string)."""
-    data_config = data_config or DataConfig(n_mel_channels=model.n_mel_channels)
-    vocoder = graph == "vocoder"
-    channels, steps = latent_channels(model), model.latent_steps_per_frame
-    return {
-        "graph": graph,
-        "family": family_of(model).name,
-        "n_mel_channels": str(model.n_mel_channels),
-        "hop_length": str(model.hop_length),
-        "latent_channels": str(channels),
-        "latent_steps_per_frame": str(steps),
-        "sampling_rate": str(int(data_config.sampling_rate)),
-        "latent_draws": ",".join(map(str, latent_draws(model))),
-        "dtype": str(dtype).removeprefix("torch."),
-        "inputs": f"mel (B, {model.n_mel_channels}, F), z (B, {channels}, {steps} F)" if vocoder else "audio (B, T), strength (1,)",
-        "outputs": "audio (B, hop F)" if vocoder else "audio (B, T)",
-        "data_config": json.dumps(dataclasses.asdict(data_config)),
-        "default_sigma": repr(float(model.default_sigma)),
-        "silence_feature": repr(float(model.silence_feature)),
-        "overlap_frames": str(int(model.overlap_frames())),
-    }
-
-
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata an exported file carries (either format)."""
-    path = os.fspath(path)
-    if _format_of(path) == "onnx":
-        import onnx
-
-        model = onnx.load(path, load_external_data=False)
-        return {p.key: p.value for p in model.metadata_props}
-    files = {METADATA_FILE: ""}
-    _jit_load(path, files)
-    return json.loads(files[METADATA_FILE])
-
-
-def _format_of(path: str) -> str:
-    """``onnx`` for an ONNX protobuf, else ``torchscript`` (a zip archive)."""
-    with open(path, "rb") as f:
-        return "torchscript" if f.read(4) == b"PK\x03\x04" else "onnx"
-
-
-def denoiser_path(path: str | os.PathLike) -> str:
-    """Where the denoiser graph of the vocoder file ``path`` lives: ``x.onnx`` -> ``x.denoiser.onnx``."""
-    root, ext = os.path.splitext(os.fspath(path))
-    return f"{root}.denoiser{ext}"
 
 
 # ------------------------------------------------------------------------------ export
@@ -328,13 +264,6 @@ def _save_traced(module: nn.Module, args: tuple, path: str, metadata: dict[str, 
             torch.jit.save(traced, tmp, _extra_files={METADATA_FILE: json.dumps(metadata)})  # deprecated in torch 2.13, still supported
 
 
-def _jit_load(path: str, extra_files: dict | None = None) -> torch.jit.ScriptModule:
-    """torch.jit.load without its deprecation warning (TorchScript is the format asked for here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(path, map_location="cpu", _extra_files=extra_files or {})
-
-
 def export_denoiser(
     denoiser: Denoiser, path: str | os.PathLike, fmt: str, metadata: dict[str, str], opset: int = DEFAULT_OPSET
 ) -> str:
@@ -356,64 +285,6 @@ def export_denoiser(
 
 
 # ------------------------------------------------------------------------------ verification
-
-
-@dataclass
-class Verification:
-    """Largest |exported - reference| per (batch, frames) checked, and the tolerance applied."""
-
-    tolerance: float
-    max_abs_diff: dict[tuple[int, int], float] = field(default_factory=dict)
-    checker: str = ""
-
-    @property
-    def worst(self) -> float:
-        return max(self.max_abs_diff.values())
-
-    def summary(self) -> str:
-        cases = ", ".join(f"B{b} F{f}: {d:.2e}" for (b, f), d in self.max_abs_diff.items())
-        return f"max abs diff {cases} (tolerance {self.tolerance:g}){self.checker}"
-
-
-class _Runner:
-    """Runs an exported file: ``runner(*numpy arrays) -> numpy array``."""
-
-    def __init__(self, path: str) -> None:
-        self.format = _format_of(path)
-        if self.format == "onnx":
-            import onnxruntime
-
-            self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-            self.names = [i.name for i in self.session.get_inputs()]
-        else:
-            self.module = _jit_load(path)
-
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        if self.format == "onnx":
-            feed = {name: x.numpy() for name, x in zip(self.names, inputs)}
-            return torch.from_numpy(np.asarray(self.session.run(None, feed)[0]))
-        with torch.no_grad():
-            return self.module(*inputs)
-
-
-def _check_onnx(path: str) -> str:
-    if _format_of(path) != "onnx":
-        return ""
-    import onnx
-
-    onnx.checker.check_model(path)
-    return "; onnx.checker passed"
-
-
-def _tolerance(dtype: torch.dtype, tolerance: float | None) -> float:
-    if tolerance is not None:
-        return tolerance
-    return FLOAT32_TOLERANCE if dtype == torch.float32 else FLOAT16_TOLERANCE
-
-
-def _random_frames(seed: int, count: int = 2, low: int = 5, high: int = 40) -> list[int]:
-    gen = torch.Generator().manual_seed(seed)
-    return [int(f) for f in torch.randint(low, high, (count,), generator=gen)]
 
 
 @torch.no_grad()
@@ -463,14 +334,3 @@ def verify_denoiser(
             result.max_abs_diff[(batch, f)] = _difference(got, expected)
     _refuse_above(path, result)
     return result
-
-
-def _difference(got: torch.Tensor, expected: torch.Tensor) -> float:
-    if got.shape != expected.shape:
-        return math.inf
-    return (got.float() - expected.float()).abs().max().item()
-
-
-def _refuse_above(path: str, result: Verification) -> None:
-    if not all(d <= result.tolerance for d in result.max_abs_diff.values()):  # NaN and inf fail too
-        raise ExportError(f"{path}: the exported graph does not reproduce the model: {result.summary()}")

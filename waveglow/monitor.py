@@ -7,6 +7,7 @@ import sys
 import torch
 
 from .likelihood import log_likelihood_from_loss
+from .plotting import figure_to_image, mel_figure
 
 __all__ = ["ProgressLog", "mel_image"]
 
@@ -19,8 +20,6 @@ def mel_image(mel: torch.Tensor, data_config, title: str) -> torch.Tensor:
 
     The colour scale runs from the features' floor log(1e-5) to the mel's maximum.
     """
-    from .plotting import figure_to_image, mel_figure
-
     fmax = data_config.mel_fmax or data_config.sampling_rate / 2
     return figure_to_image(mel_figure(mel, data_config.sampling_rate, data_config.hop_length, title=title,
                                       frequency_range=(data_config.mel_fmin, fmax)))

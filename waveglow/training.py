@@ -5,6 +5,10 @@ function of (seed, epoch, position): the model, optimizer, GradScaler and iterat
 checkpoint; the order of items comes from a seeded per-epoch permutation; and each item's random
 crop is drawn from torch's RNG re-seeded from (seed, epoch, index), so neither DataLoader
 workers nor a restart change which crop an iteration sees.
+
+The loop (:class:`Trainer`) lives here; the checkpoint files in :mod:`waveglow.checkpoint_policy`, the
+item order in :mod:`waveglow.sampling`, and the state, schedule and stop signals in
+:mod:`waveglow.training_parts`. Their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -12,171 +16,35 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import re
 import signal
-import sys
 import time
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from .checkpoint import (
     Checkpoint, build_model, load_state_dict_checked, read_checkpoint, restore_rng_state, save_checkpoint,
 )
+from .checkpoint_policy import CheckpointPolicy, checkpoint_name, find_latest_checkpoint
 from .config import Config
 from .data import training_file_list
 from .devices import cpu_precision, cuda_device, subnormals_flushed
-from .errors import CheckpointError, TrainingError
+from .errors import TrainingError
 from .evaluation import evaluate_model
 from .metrics import MetricsLog
 from .models import FlowVocoder
 from .monitor import VALIDATION_SIGMA, ProgressLog
+from .sampling import EpochSampler, _SeededItems
+from .training_parts import StopSignal, TrainingState, evaluating, learning_rate_at
+# not used here; importable from this module, as before (the CLI imports the handlers from it)
+from .training_parts import _Stopped as _Stopped, install_stop_handlers as install_stop_handlers
+from .training_parts import restore_handlers as restore_handlers
 
 __all__ = ["TrainingError", "Trainer", "CheckpointPolicy", "find_latest_checkpoint", "checkpoint_name", "learning_rate_at"]
-
-
-# ------------------------------------------------------------------------ checkpoint policy
-
-
-def checkpoint_name(iteration: int, family: str = "waveglow") -> str:
-    """``<family>_<iteration>``: NVIDIA's ``waveglow_<iteration>`` for WaveGlow."""
-    return f"{family}_{iteration}"
-
-
-@dataclass
-class CheckpointPolicy:
-    """Where a run's checkpoints go, which are kept, and which one a resume starts from."""
-
-    directory: str
-    family: str = "waveglow"
-    keep_last: int = 0  # 0 keeps all
-
-    def path(self, iteration: int) -> str:
-        return os.path.join(self.directory, checkpoint_name(iteration, self.family))
-
-    def numbered(self) -> list[tuple[int, str]]:
-        """``(iteration, path)`` of every ``<family>_<n>`` file, oldest first."""
-        if not os.path.isdir(self.directory):
-            return []
-        pattern = re.compile(rf"^{re.escape(self.family)}_(\d+)$")
-        found = [(int(m.group(1)), os.path.join(self.directory, name))
-                 for name in os.listdir(self.directory) for m in [pattern.match(name)] if m]
-        return sorted(found)
-
-    def latest(self) -> str | None:
-        found = self.numbered()
-        return found[-1][1] if found else None
-
-    def resume_point(self, log=print):
-        """The newest checkpoint that reads, as a Checkpoint; each newer unreadable one is named and skipped."""
-        for _, path in reversed(self.numbered()):
-            try:
-                return read_checkpoint(path, map_location="cpu")
-            except CheckpointError as e:
-                log(f"--resume: skipping {path}: {e}")
-        return None
-
-    def prune(self) -> None:
-        if self.keep_last > 0:
-            for _, old in self.numbered()[: -self.keep_last]:
-                os.unlink(old)
-
-
-def find_latest_checkpoint(directory: str, family: str = "waveglow") -> str | None:
-    """The ``<family>_<iteration>`` file with the highest iteration in ``directory``, if any."""
-    return CheckpointPolicy(directory, family).latest()
-
-
-def learning_rate_at(iteration: int, train_config) -> float:
-    """The step schedule: learning_rate * lr_gamma ** (iteration // lr_step_size) (constant when lr_step_size is 0)."""
-    t = train_config
-    if t.lr_step_size <= 0:
-        return t.learning_rate
-    return t.learning_rate * t.lr_gamma ** (iteration // t.lr_step_size)
-
-
-# ------------------------------------------------------------------------------------ data
-
-
-class _SeededItems(Dataset):
-    """Wraps a dataset so item ``(index, seed)`` is drawn with torch's RNG seeded by ``seed``.
-
-    The caller's RNG state is left untouched, so crops depend only on (seed, epoch, index).
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]):
-        index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.dataset[index]
-
-
-class EpochSampler(Sampler):
-    """Seeded per-epoch permutation, split across ranks, resumable at any batch.
-
-    Yields ``(index, item_seed)``; like DistributedSampler with drop_last, every rank gets the
-    same number of items. ``set_epoch(epoch, skip_batches)`` starts mid-epoch.
-    """
-
-    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.skip = 0, 0
-        per_rank = n_items // world_size
-        self.batches_per_epoch = per_rank // batch_size
-        if self.batches_per_epoch == 0:
-            raise TrainingError(
-                f"{n_items} training files are fewer than batch_size {batch_size} x {world_size} process(es): "
-                "add files or lower train_config.batch_size"
-            )
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip_batches
-
-    def __len__(self) -> int:
-        return (self.batches_per_epoch - self.skip) * self.batch_size
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n_items, generator=generator).tolist()
-        used = self.batches_per_epoch * self.batch_size
-        mine = order[self.rank :: self.world_size][:used]
-        for index in mine[self.skip * self.batch_size :]:
-            yield index, (self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**63)
-
-
-# ---------------------------------------------------------------------------------- trainer
-
-
-@dataclass
-class StopSignal:
-    """Set by SIGINT/SIGTERM (see :func:`install_stop_handlers`); the loop saves and exits."""
-
-    signum: int | None = None
-
-
-_Stopped = StopSignal  # the name earlier releases used
-
-
-@dataclass
-class TrainingState:
-    """Everything a checkpoint holds about a run's progress."""
-
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    iteration: int = 0
-    weights_loaded: bool = False  # from a checkpoint: no data-dependent initialisation then
 
 
 @dataclass
@@ -496,38 +364,3 @@ class Trainer:
         files = self.validation.files[: self.config.train_config.evaluation_clips]
         sigma = min(VALIDATION_SIGMA, self.model.default_sigma)  # as the logged audio
         return evaluate_model(self.model, self.config.data_config, files, sigma=sigma, seed=0)
-
-
-@contextmanager
-def evaluating(model: torch.nn.Module):
-    """Eval mode inside, the previous mode restored after, even when the body raises."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def install_stop_handlers(stop: _Stopped) -> dict:
-    """SIGINT/SIGTERM set ``stop.signum``; the loop saves a checkpoint and exits cleanly."""
-
-    def handler(signum, frame):
-        if stop.signum is not None:  # a second signal: stop at once
-            raise KeyboardInterrupt
-        stop.signum = signum
-        print(f"signal {signum}: saving a checkpoint after this iteration (send again to abort)", file=sys.stderr)
-
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except ValueError:  # not the main thread
-            pass
-    return previous
-
-
-def restore_handlers(previous: dict) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-

@@ -15,16 +15,16 @@ import json
 import os
 import sys
 
+import torch
+import torch.distributed as dist
+
+from waveglow import WaveGlow, WaveGlowLoss
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", default="nccl", choices=["nccl", "gloo"])
     args = p.parse_args(argv)
-    import torch
-    import torch.distributed as dist
-
-    from waveglow import WaveGlow, WaveGlowLoss
-
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if args.backend == "nccl" else torch.device("cpu")

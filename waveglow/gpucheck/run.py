@@ -19,6 +19,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 
 from .profile import Profile, gpu_profile, rehearsal_profile
+from .report import summary_markdown
 
 STAGES = ("environment", "cuda_tests", "benchmarks", "distributed", "voice", "limits")
 SUMMARY_JSON, SUMMARY_MD, LOG = "summary.json", "summary.md", "log.txt"
@@ -126,8 +127,6 @@ class Check:
 
     def write_summary(self) -> None:
         """summary.json and summary.md, each written to a temporary file and renamed into place."""
-        from .report import summary_markdown
-
         self.summary["meta"]["elapsed_s"] = round(self.clock.elapsed(), 1)
         for name, text in ((SUMMARY_JSON, json.dumps(self.summary, indent=2, default=str)),
                            (SUMMARY_MD, summary_markdown(self.summary))):
@@ -174,7 +173,7 @@ def run_stage(check: Check, name: str, fn) -> None:
 
 
 def stage_functions() -> dict:
-    from . import stages, voice
+    from . import stages, voice  # lazily: both import Check from this module, so a top-level import is circular
 
     return {"environment": stages.environment, "cuda_tests": stages.cuda_tests, "benchmarks": stages.benchmarks,
             "distributed": stages.distributed, "voice": voice.train_voice, "limits": stages.limits}
