@@ -1,4 +1,5 @@
-"""scripts/benchmark.py on the tiny config: every row is filled, and each row measured what it names."""
+"""waveglow-benchmark and the waveglow.bench library on tiny configs: every row is filled, each row
+measured what it names, and nothing is read from a checkout unless asked for."""
 
 import json
 import math
@@ -10,6 +11,8 @@ import torch
 from conftest import CONFIGS
 
 from waveglow import load_config, save_checkpoint
+from waveglow.bench import Settings, default_configs, family_rows, inference_rows, speech_clip
+from waveglow.bench.models import clip_file, load_clip, random_model
 from waveglow.cli import benchmark
 
 TINY = os.path.join(CONFIGS, "tiny.json")
@@ -28,8 +31,8 @@ def test_benchmark_main_writes_positive_numbers(tmp_path):
         assert result["meta"][key]
     measured = [r for r in result["inference"] if "skipped" not in r]
     assert [r["mode"] for r in measured] == ["plain", "fast", "fast-cached"]
-    # each mode timed what it names, though the modes take turns on the same input
-    assert [r["conditioning"] for r in measured] == ["plain", "time-major", "folded, cached"]
+    # each mode timed what it names (the plain path, then the model's fast variants), taking turns on the same input
+    assert [r["conditioning"] for r in measured] == ["plain", "fast", "fast-cached"]
     assert any("skipped" in r for r in result["inference"])  # fp16 on CPU
     for row in measured:
         for key in ("latency_s", "samples_per_s", "x_real_time", "s_per_audio_s"):
@@ -41,8 +44,8 @@ def test_benchmark_main_writes_positive_numbers(tmp_path):
     assert result["accuracy"] == []  # fp16 is skipped on CPU: nothing to compare with fp32
     train = result["training"][0]
     assert train["samples_per_s"] > 0 and train["step_s"] > 0
-    assert train["peak_memory_bytes"] > 2 * 4 * sum(p.numel() for p in benchmark.random_model(TINY, torch.device("cpu"), 0)[0].parameters())  # gradients and Adam's two moments
-    assert "| fast | time-major | fp32 |" in (tmp_path / "bench.md").read_text()
+    assert train["peak_memory_bytes"] > 2 * 4 * sum(p.numel() for p in random_model(TINY, torch.device("cpu"), 0)[0].parameters())  # gradients and Adam's two moments
+    assert "| fast | fast | fp32 |" in (tmp_path / "bench.md").read_text()
 
 
 def test_benchmark_compares_bf16_with_fp32_on_given_weights_and_mel(tmp_path, tiny_model):
@@ -126,9 +129,10 @@ def test_families_side_by_side(tmp_path):
                          "--repeats", "1", "--warmup", "1", "--output_json", str(out)])
     assert rc == 0
     rows = json.loads(out.read_text())["families"]
+    modes = {"waveglow": ("fast", "fast-cached"), "flowavenet": ("fast",), "waveflow": ("fast",)}  # fast_variants()
     assert [(r["family"], r["mode"]) for r in rows] == [
         (family, mode) for family in ("waveglow", "flowavenet", "waveflow")
-        for mode in ("reference-style", "plain", "fast", "train")]
+        for mode in ("reference-style", "plain", *modes[family], "train")]
     for row in rows:
         assert row["parameters"] > 0 and row["peak_memory_bytes"] > 0
         assert (row["samples_per_s"] if row["mode"] == "train" else row["s_per_audio_s"]) > 0
@@ -166,3 +170,42 @@ def test_trained_state_bad_checkpoint_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "broken.pt" in err[0]
     assert not (tmp_path / "a.json").exists()
+
+
+def test_rows_come_from_the_models_fast_variants():
+    """The modes a model is timed in are its fast_variants(): WaveGlow fast and fast-cached, FloWaveNet fast
+    only (its fast-cached is a skipped row, not a guess)."""
+    settings = Settings(lengths=[0.05], modes=["plain", "fast", "fast-cached"], repeats=1, warmup=0)
+    for name, variants in (("tiny.json", ["fast", "fast-cached"]), ("flowavenet_small.json", ["fast"])):
+        source = random_model(os.path.join(CONFIGS, name), torch.device("cpu"), 0)[0]
+        assert list(source.fast_variants()) == variants
+        rows = inference_rows(settings, source, torch.device("cpu"), 22050)
+        assert [r["mode"] for r in rows if "skipped" not in r] == ["plain", *variants]
+        assert [r["conditioning"] for r in rows if "skipped" not in r] == ["plain", *variants]
+        assert all("not a mode of this model" in r["skipped"] for r in rows if "skipped" in r)
+    families = family_rows([os.path.join(CONFIGS, "flowavenet_small.json")],
+                           Settings(lengths=[0.05], repeats=1, warmup=0), torch.device("cpu"))
+    assert [r["mode"] for r in families] == ["reference-style", "plain", "fast", "train"]
+
+
+def test_defaults_need_no_checkout(tmp_path, monkeypatch):
+    """The default model and clip come from the package: resolved in an empty working directory."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    config = benchmark.default_model()
+    assert config.family.name == "waveglow" and config.model_config.WN_config.n_channels == 256
+    assert config.to_dict() == load_config(os.path.join(CONFIGS, "config.json")).to_dict()
+    assert [c.family.name for c in default_configs(benchmark.DEFAULT_SECTIONS)] == ["waveglow", "flowavenet", "waveflow"]
+    args = benchmark.parse_args([])
+    assert args.config is None and args.clip is None
+    stream_args = benchmark.parse_stream_args([])
+    assert stream_args.configs is None and stream_args.clip is None
+    clip = load_clip(None, 16000)
+    assert torch.equal(clip, speech_clip(16000)) and clip.numel() == 32000  # deterministic, 2 s at the rate asked
+    assert 0.4 < clip.abs().max() <= 0.5 and clip.pow(2).mean().sqrt() > 0.03
+    path = clip_file(None, 22050, str(tmp_path))  # for the datasets and the training loop, which read files
+    assert torch.allclose(load_clip(path, 22050), speech_clip(22050), atol=1 / 32768)
+    assert os.listdir(empty) == []
+    assert benchmark.main(["--no_inference", "--output_json", "out/b.json"]) == 0  # the command resolves them too
+    assert json.loads((empty / "out" / "b.json").read_text())["meta"]["config"] == "default (waveglow)"

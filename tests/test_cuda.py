@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from waveglow import load_config, save_checkpoint, synthesize
+from waveglow.bench.inference import cuda_graph_runner
 from waveglow.metrics import read_metrics
 from waveglow.synthesis import load_for_inference
 from waveglow.training import Trainer
@@ -54,14 +55,12 @@ def test_amp_training_on_cuda(tmp_path, amp_dtype):
 
 
 def test_cuda_graph_replay_equals_the_fast_path(tiny_model):
-    from waveglow.cli.benchmark import cuda_graph_runner, fast_vocoder
-
     model = tiny_model.remove_weight_norm().cuda()
     mel = torch.randn(1, 80, 24, generator=torch.Generator().manual_seed(1)).cuda()
     z = model.sample_latent(1, 24 * model.latent_steps_per_frame, 0.6, torch.Generator().manual_seed(2),
                             torch.device("cpu")).cuda()
     with torch.no_grad():
-        reference = fast_vocoder(model).infer(mel, z=z)
+        reference = model.fast(low_memory=True).infer(mel, z=z)
         run, _ = cuda_graph_runner(model, mel, z)
         first = run().clone()
         second = run()

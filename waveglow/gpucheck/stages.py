@@ -21,9 +21,10 @@ import xml.etree.ElementTree as ElementTree
 
 import torch
 
+from ..cli import benchmark
 from ..devices import cpu_name
 from .limits import output_limits, tree_size
-from .run import Check
+from .check import Check
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPTIONAL = ("librosa", "soundfile", "soxr", "pesq", "pystoi", "speechmos", "onnxruntime", "onnxscript")
@@ -160,8 +161,6 @@ def benchmark_sections(check: Check) -> list[tuple[str, list[str]]]:
 def benchmarks(check: Check, deadline: float) -> dict:
     """``waveglow-benchmark`` section by section (so a slow one costs only itself), merged into
     benchmarks.json and benchmarks.md."""
-    from waveglow.cli import benchmark
-
     merged, markdown, done, skipped = {"sections": {}}, ["# Benchmarks of the GPU check", ""], [], []
     minimum = check.profile.minimum_s["benchmarks"] / 3
     for name, argv in benchmark_sections(check):

@@ -28,7 +28,7 @@ from waveglow.synthesis import synthesize
 from waveglow.training import Trainer
 
 from .profile import MAX_CHECKPOINT_BYTES
-from .run import Check
+from .check import Check
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOICE_FILE = "waveglow_voice.pt"
