@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import math
 import os
@@ -9,11 +10,12 @@ import re
 import sys
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 from PIL import Image
 
-from waveglow import WaveGlow, save_checkpoint
+from waveglow import WaveGlow, evaluation_output, save_checkpoint
 from waveglow.metrics import read_metrics
 
 from conftest import REPO
@@ -62,16 +64,15 @@ def check_wavs(directory, suffixes=SUFFIXES) -> None:
 
 
 def synthetic_clips(n: int) -> list:
+    """(clip, {system: audio}) as the demo's pipeline keeps them: noise of a different length per clip."""
     rng = np.random.default_rng(0)
-    clips = []
-    for i in range(n):
-        mels = {kind: rng.normal(-5, 2, size=(80, 20 + 5 * i)) for kind in ("original", "vocoded", "griffin_lim")}
-        clips.append(demo.Clip(f"clip{i}", np.zeros(1), np.zeros(1), np.zeros(1), mels))
-    return clips
+    systems = ("original", "WaveGlow", "Griffin-Lim")
+    return [(f"clip{i}", {s: (0.1 * rng.standard_normal(5120 + 1280 * i)).astype(np.float32) for s in systems})
+            for i in range(n)]
 
 
-def test_spectrogram_figure_has_a_row_per_clip(tiny_config):
-    fig = demo.spectrogram_figure(synthetic_clips(3), tiny_config.data_config)
+def test_spectrogram_figure_has_a_row_per_clip():
+    fig = evaluation_output.spectrogram_figure(synthetic_clips(3), 22050)  # what demo.write_outputs draws
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 9 and len(fig.axes) == 10  # and one shared colour bar
     assert [ax.get_title() for ax in panels[:3]] == ["original", "WaveGlow", "Griffin-Lim"]
@@ -173,3 +174,29 @@ def test_shipped_voice_is_the_default_unless_training_is_asked_for(tmp_path, mon
     monkeypatch.delenv("DEMO_ITERATIONS")
     voice.unlink()
     assert demo.shipped_voice(demo.parse_args([])) is None
+
+
+def test_the_demo_and_the_evaluate_command_score_through_one_pipeline(tmp_path, tiny_config):
+    """Both vocode, score and draw with waveglow.evaluation_output: for the same clip, checkpoint, sigma and
+    seed, the demo's numbers are the evaluate command's (the demo's log-mel distance is its log_mel_l1)."""
+    from waveglow.cli import evaluate
+    from waveglow.synthesis import load_for_inference
+
+    assert demo.score_clips is evaluate.score_clips is evaluation_output.score_clips
+    assert demo.spectrogram_figure is evaluation_output.spectrogram_figure  # evaluate's: through write_results
+    torch.manual_seed(0)
+    path = save_checkpoint(str(tmp_path / "tiny.pt"), WaveGlow(**tiny_config.waveglow_config.to_kwargs()), tiny_config)
+    clip = os.path.join(DEMO_DATA, "wavs", f"{demo.HELD_OUT[0]}.wav")
+    (tmp_path / "list.txt").write_text(clip + "\n")
+    metrics = ("pesq_wb", "stoi", "log_mel_l1")
+    assert evaluate.main(["-f", str(tmp_path / "list.txt"), "-o", str(tmp_path / "eval"), "-w", path, "--griffin-lim",
+                          "--sigma", "0.6", "--seed", "3", "--device", "cpu", "--metrics", *metrics]) == 0
+    with open(tmp_path / "eval" / "clips.csv", newline="", encoding="utf-8") as f:
+        command = {row["system"]: row for row in csv.DictReader(f)}
+    model, data_config = load_for_inference(path, torch.device("cpu"))
+    args = demo.parse_args(["--sigma", "0.6", "--seed", "3", "--griffin_lim_iters", "60"])
+    ours = {row["system"]: row for row in demo.score_held_out(model, data_config, [clip], args, metrics).rows}
+    for demo_name, command_name in (("WaveGlow", "tiny.pt"), ("Griffin-Lim", "griffin_lim")):
+        for metric in metrics:
+            assert ours[demo_name][metric] == pytest.approx(float(command[command_name][metric]), rel=1e-9), metric
+    assert ours["WaveGlow"]["log_mel_l1"] > 1 > ours["Griffin-Lim"]["log_mel_l1"]  # an untrained model is noise

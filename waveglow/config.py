@@ -224,7 +224,19 @@ def _validate(config: Config, source: str) -> None:
     if t.lr_step_size < 0 or not 0 < t.lr_gamma <= 1:
         raise ConfigError(f"{source}: train_config.lr_step_size must be >= 0 and lr_gamma in (0, 1]")
     config.family.validate(config, source)
+    _validate_mel_channels(config, source)
     _validate_features(d, source)
+
+
+def _validate_mel_channels(config: Config, source: str) -> None:
+    """data_config.n_mel_channels is what the model section says the model takes (its ``mel_channels_key``)."""
+    key = config.family.model_class.mel_channels_key
+    channels = getattr(config.model_config, key)
+    if config.data_config.n_mel_channels != channels:
+        raise ConfigError(
+            f"{source}: data_config.n_mel_channels {config.data_config.n_mel_channels} differs from "
+            f"{config.model_section}.{key} {channels}: the features must be what the model takes"
+        )
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<config>") -> Config:

@@ -15,6 +15,12 @@ comes from the maintained library for it where one exists:
   (``speechmos``; its ONNX models ship in its wheel and run offline on onnxruntime), 1 .. 5.
 - ``test_ll``: the exact log-likelihood of the original clip under a model, nats per sample
   (:mod:`waveglow.likelihood`); a score of the model, not of audio, so only model systems have it.
+- ``energy_correlation``: Pearson correlation of the two clips' per-frame energies in dB, see
+  :func:`energy_correlation`; -1 .. 1, 1 follows the loudness envelope exactly. Scored only when
+  asked for (the demo does), so it is not among :data:`METRICS`, ``waveglow-evaluate``'s set.
+
+:mod:`waveglow.evaluation_output` runs these over lists of clips and systems and writes the
+results; ``waveglow-evaluate`` and ``scripts/demo.py`` both go through it.
 
 A metric whose package is not installed is left out with one message
 (:func:`available_metrics`); the others are still computed. A metric that cannot be computed
@@ -37,29 +43,10 @@ from .registry import family_of
 from .synthesis import synthesize
 
 __all__ = [
-    "METRICS",
-    "REFERENCE_FREE",
-    "MODEL_METRICS",
-    "TRAINING_METRICS",
-    "MissingMetricWarning",
-    "available_metrics",
-    "resample",
-    "pesq_wb",
-    "stoi",
-    "log_mel",
-    "log_mel_l1",
-    "mel_cepstrum",
-    "mcd_db",
-    "f0_metrics",
-    "dnsmos",
-    "align",
-    "score_clip",
-    "griffin_lim",
-    "model_features",
-    "default_sigma",
-    "prepare_reference",
-    "vocode",
-    "evaluate_model",
+    "METRICS", "ON_REQUEST", "REFERENCE_FREE", "MODEL_METRICS", "TRAINING_METRICS", "MissingMetricWarning",
+    "available_metrics", "resample", "pesq_wb", "stoi", "log_mel", "log_mel_l1", "mel_cepstrum", "mcd_db",
+    "f0_metrics", "dnsmos", "frame_energy_db", "correlation", "energy_correlation", "align", "score_clip",
+    "griffin_lim", "model_features", "default_sigma", "prepare_reference", "vocode", "evaluate_model",
 ]
 
 # Metric -> the package it needs (None: only this project's own code).
@@ -73,8 +60,10 @@ METRIC_PACKAGES = {
     "dnsmos_ovrl": "speechmos.dnsmos",
     "dnsmos_p808": "speechmos.dnsmos",
     "test_ll": None,
+    "energy_correlation": None,
 }
-METRICS = tuple(METRIC_PACKAGES)
+ON_REQUEST = ("energy_correlation",)  # scored only when named: not in METRICS, waveglow-evaluate's set
+METRICS = tuple(m for m in METRIC_PACKAGES if m not in ON_REQUEST)
 MODEL_METRICS = ("test_ll",)  # scores of a model on the original clip (waveglow.likelihood), not of audio
 REFERENCE_FREE = ("dnsmos_ovrl", "dnsmos_p808")
 TRAINING_METRICS = ("pesq_wb", "stoi", "log_mel_l1")
@@ -235,6 +224,26 @@ def dnsmos(audio: np.ndarray, rate: int) -> tuple[float, float]:
     return float(scores["ovrl_mos"]), float(scores["p808_mos"])
 
 
+def frame_energy_db(features: nn.Module, audio: np.ndarray) -> np.ndarray:
+    """Per-frame energy of the STFT ``features`` use (their ``magnitude``): (T,) -> (frames,) in dB."""
+    with torch.no_grad():
+        magnitude = features.magnitude(torch.from_numpy(np.asarray(audio, np.float32)).double()[None])[0]
+    return 10 * np.log10(magnitude.square().sum(0).numpy() + 1e-10)  # (n_freq, frames) -> (frames,)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equal-length series; 0 when either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    norm = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / norm) if norm > 0 else 0.0
+
+
+def energy_correlation(reference: np.ndarray, degraded: np.ndarray, features: nn.Module) -> float:
+    """Correlation of the per-frame energies (dB, :func:`frame_energy_db`) of two (T,) clips:
+    1 when the degraded clip follows the reference's loudness envelope exactly."""
+    return correlation(frame_energy_db(features, reference), frame_energy_db(features, degraded))
+
+
 # ------------------------------------------------------------------------------ one clip
 
 
@@ -256,7 +265,8 @@ def score_clip(
 
     ``metrics`` defaults to every metric whose package imports (a :class:`MissingMetricWarning`
     names the others). ``features`` (an (B, T) -> (B, n_mel, frames) module) is needed for
-    ``log_mel_l1``. Reference-free metrics score ``degraded`` alone.
+    ``log_mel_l1`` and ``energy_correlation`` (the STFT of its ``magnitude``). Reference-free
+    metrics score ``degraded`` alone.
     """
     if metrics is None:
         metrics, messages = available_metrics()
@@ -270,10 +280,12 @@ def score_clip(
         scores["pesq_wb"] = pesq_wb(reference, degraded, rate)
     if "stoi" in wanted:
         scores["stoi"] = stoi(reference, degraded, rate)
+    if features is None and wanted & {"log_mel_l1", "energy_correlation"}:
+        raise ValueError("log_mel_l1 and energy_correlation need the model's features")
     if "log_mel_l1" in wanted:
-        if features is None:
-            raise ValueError("log_mel_l1 needs the model's features")
         scores["log_mel_l1"] = log_mel_l1(reference, degraded, features)
+    if "energy_correlation" in wanted:
+        scores["energy_correlation"] = energy_correlation(reference, degraded, features)
     if "mcd_db" in wanted:
         scores["mcd_db"] = mcd_db(reference, degraded, rate)
     if wanted & {"f0_rmse_cents", "vuv_error"}:

@@ -180,25 +180,37 @@ def spectrogram_comparison_figure(
 ) -> "Figure":
     """A grid of log-mels: one row per ``(row name, {column name: (n_mel, frames) mel})``.
 
-    Columns follow the first row's keys (e.g. original | WaveGlow | Griffin-Lim); every row must
-    have them. All panels share one colour scale, from the features' floor log(1e-5) to the largest
-    value of any panel, and one colour bar.
+    Columns follow the first row's keys (e.g. original | WaveGlow | Griffin-Lim); a column a row
+    lacks, or whose mel is None, is an empty panel saying "no output". All panels share one colour
+    scale, from the features' floor log(1e-5) to the largest value of any panel, and one colour bar.
     """
     if not rows:
         raise ValueError("no rows to plot")
     columns = list(rows[0][1])
-    mels = [[_as_array(panels[column]) for column in columns] for _, panels in rows]
-    high = max(float(_in_unit(m, unit).max()) for row in mels for m in row)
+    mels = [[None if panels.get(column) is None else _as_array(panels[column]) for column in columns]
+            for _, panels in rows]
+    drawn = [m for row in mels for m in row if m is not None]
+    if not drawn:
+        raise ValueError("no mel to plot: every panel is empty")
+    high = max(float(_in_unit(m, unit).max()) for m in drawn)
     fig = new_figure(3.6 * len(columns) + 0.8, 2.1 * len(rows) + 0.5)
     axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for r, (name, _) in enumerate(rows):
         for c, column in enumerate(columns):
-            ax = plot_mel(mels[r][c], sampling_rate, hop_length, axes[r, c], title=column, vmax=high,
-                          unit=unit, frequency_range=frequency_range, colorbar=False)
+            ax = axes[r, c]
+            if mels[r][c] is None:
+                ax.text(0.5, 0.5, "no output", ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(column)
+            else:
+                plot_mel(mels[r][c], sampling_rate, hop_length, ax, title=column, vmax=high, unit=unit,
+                         frequency_range=frequency_range, colorbar=False)
             if r < len(rows) - 1:
                 ax.set_xlabel("")
-            ax.set_ylabel(f"{name}\n{ax.get_ylabel()}" if c == 0 else "")
-    fig.colorbar(axes[0, 0].images[0], ax=axes, label=UNITS[unit], shrink=min(1.0, 0.4 + 0.15 * len(rows)))
+            ax.set_ylabel(f"{name}\n{ax.get_ylabel()}".strip() if c == 0 else "")
+    image = next(ax.images[0] for ax in axes.flat if ax.images)
+    fig.colorbar(image, ax=axes, label=UNITS[unit], shrink=min(1.0, 0.4 + 0.15 * len(rows)))
     if title:
         fig.suptitle(title)
     return fig

@@ -18,6 +18,10 @@ Audio and pictures are files under ``report_files/`` beside the page, named by r
 the folder can be zipped, served or opened from disk as it is; the page fetches nothing from the
 network. WAVs that already lie in the output folder (``wav_files``) are linked where they are;
 other audio is written there as 16-bit PCM WAV at ``sampling_rate``.
+
+What each metric means, its precision and better direction (:data:`METRICS`), the means per system
+and the pictures' features come from :mod:`waveglow.evaluation_output`, the pipeline behind
+``waveglow-evaluate`` and the demo; the pictures are drawn by :mod:`waveglow.plotting`.
 """
 
 from __future__ import annotations
@@ -32,68 +36,26 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
+import jinja2
 import numpy as np
+import torch
 
 from .atomic import write_text
+from .audio import MelSpectrogram
+from .checkpoint import read_checkpoint
 from .devices import cpu_name
+from .evaluation_output import METRICS, ROW_KEYS, Metric, describe, log_mels, mean_scores, spectrogram_config
+from .plotting import DPI, LOG_FLOOR, colour_bar_figure, figure_to_png, new_figure, plot_mel
+from .registry import family_named
+from .synthesis import write_wav
 
-__all__ = ["METRICS", "Metric", "checkpoint_facts", "machine_facts", "write_report"]
+__all__ = ["METRICS", "Metric", "describe", "checkpoint_facts", "machine_facts", "write_report"]
 
 REPORT = "report.html"
 FILES = "report_files"
 SIBLINGS = ("summary.md", "summary.txt", "summary.json", "clips.csv", "spectrograms.png", "loss.png")
 IMAGE_SIZE = (3.3, 2.1)  # inches at waveglow.plotting.DPI (100): 330 x 210 pixels
 COLOUR_BAR_SIZE = (1.1, 2.1)  # the row's colour scale, beside the clip's name
-SPECTROGRAM_FMAX = 8000.0  # Hz, or half the sampling rate if lower
-
-
-@dataclass(frozen=True)
-class Metric:
-    """How the page shows one metric: its name, unit, precision, better direction and meaning."""
-
-    label: str
-    decimals: int
-    better: str  # "higher" or "lower"
-    meaning: str
-    unit: str = ""
-
-    def format(self, value: float | None) -> str:
-        if value is None or not math.isfinite(value):
-            return "–"
-        return f"{value:.{self.decimals}f}"
-
-
-METRICS: dict[str, Metric] = {
-    "pesq_wb": Metric("PESQ-WB", 2, "higher", "wide-band PESQ (ITU-T P.862.2), a predicted listening score "
-                      "against the original: about 1.0 for noise, 4.64 identical"),
-    "stoi": Metric("STOI", 3, "higher", "short-time objective intelligibility against the original: 0 .. 1"),
-    "log_mel_l1": Metric("log-mel L1", 3, "lower", "mean |log-mel difference| from the original in the model's "
-                         "own features (natural log): 0 identical"),
-    "mcd_db": Metric("MCD", 2, "lower", "mel-cepstral distortion from the original: 0 identical, about 20 for noise",
-                     "dB"),
-    "f0_rmse_cents": Metric("F0 RMSE", 1, "lower", "pitch error over frames both clips call voiced: "
-                            "100 cents is a semitone", "cents"),
-    "vuv_error": Metric("V/UV error", 3, "lower", "share of frames whose voiced/unvoiced decision differs "
-                        "from the original's: 0 .. 1"),
-    "dnsmos_ovrl": Metric("DNSMOS OVRL", 2, "higher", "overall quality a network (DNSMOS P.835) predicts from this "
-                          "audio alone, no reference: 1 .. 5"),
-    "dnsmos_p808": Metric("DNSMOS P.808", 2, "higher", "listener rating a network (DNSMOS P.808) predicts from this "
-                          "audio alone, no reference: 1 .. 5"),
-    "log_mel_distance": Metric("log-mel distance", 3, "lower", "mean |log-mel difference| from the original in "
-                               "Tacotron 2 features (natural log, floor 1e-5): 0 identical"),
-    "energy_correlation": Metric("energy correlation", 3, "higher", "correlation of the per-frame energy (dB) "
-                                 "with the original's: 1 follows its loudness exactly"),
-    "test_ll": Metric("test LL", 4, "higher", "exact log-likelihood of the original clip under the model, nats per "
-                      "sample (L0SG/NanoFlow's \"Test set LL\"); a score of the model, not of its audio"),
-    "rtf": Metric("RTF", 3, "lower", "seconds of vocoding per second of audio on the device used "
-                  "(below 1: faster than real time)"),
-}
-ROW_KEYS = ("clip", "system", "note")  # the row fields that are not metrics
-
-
-def describe(key: str) -> Metric:
-    """The metric's description; a key not in :data:`METRICS` is shown by its name."""
-    return METRICS.get(key, Metric(key, 3, "", ""))
 
 
 # ------------------------------------------------------------------------------ run facts
@@ -101,8 +63,6 @@ def describe(key: str) -> Metric:
 
 def machine_facts(device) -> list[tuple[str, str]]:
     """("device", ...), ("CPU", model name and cores), ("GPU", name or "none used") of this machine."""
-    import torch
-
     device = torch.device(device)
     gpu = "none used"
     if device.type == "cuda":
@@ -112,9 +72,6 @@ def machine_facts(device) -> list[tuple[str, str]]:
 
 def checkpoint_facts(path: str) -> str:
     """"<family>, iteration N" of a checkpoint, read without loading its weights (meta tensors)."""
-    from .checkpoint import read_checkpoint
-    from .models import family_named
-
     try:
         checkpoint = read_checkpoint(path, map_location="meta")
         family = family_named(checkpoint.family).title
@@ -178,17 +135,6 @@ def _finite(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def mean_scores(rows: Sequence[Mapping], columns: Sequence[str]) -> dict[str, dict[str, float | None]]:
-    """system -> metric -> mean over its clips' finite values (None where there is none)."""
-    table = {}
-    for system in columns:
-        mine = [r for r in rows if r["system"] == system]
-        keys = _order(k for r in mine for k in r if k not in ROW_KEYS)
-        values = {k: [v for r in mine if (v := _finite(r.get(k))) is not None] for k in keys}
-        table[system] = {k: float(np.mean(v)) if v else None for k, v in values.items()}
-    return table
-
-
 def summary_lines(summary: Mapping[str, Mapping], columns: Sequence[str], keys: Sequence[str],
                   reference: str) -> list[SummaryLine]:
     """One line per metric; the best value of the systems other than the reference is marked."""
@@ -209,11 +155,7 @@ def cell_scores(row: Mapping | None) -> list[tuple[str, str]]:
     if row is None:
         return []
     keys = [k for k in METRICS if k in row] + [k for k in row if k not in METRICS and k not in ROW_KEYS]
-    return [(_label(describe(k)), describe(k).format(_finite(row[k]))) for k in keys]
-
-
-def _label(metric: Metric) -> str:
-    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+    return [(describe(k).heading, describe(k).format(_finite(row[k]))) for k in keys]
 
 
 def _safe(name: str) -> str:
@@ -228,28 +170,8 @@ def _url(path: str) -> str:
 # ------------------------------------------------------------------------------ files beside the page
 
 
-def spectrogram_config(sampling_rate: int):
-    """The pictures' features: Tacotron 2's log-mel at ``sampling_rate``, 0 Hz .. 8 kHz (or Nyquist)."""
-    from .config import DataConfig
-
-    return DataConfig(sampling_rate=sampling_rate, mel_fmax=min(SPECTROGRAM_FMAX, sampling_rate / 2))
-
-
-def _log_mels(features, outputs: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:
-    """system -> (n_mel, frames) log-mel of each output long enough for one frame."""
-    from .evaluation import log_mel
-
-    mels = {}
-    for system, audio in outputs.items():
-        if audio is not None and np.asarray(audio).size >= features.filter_length:
-            mels[system] = log_mel(features, audio)
-    return mels
-
-
 def _spectrogram_png(path: str, mel: np.ndarray, config, vmax: float) -> None:
     """One panel, no colour bar: the row's scale is drawn once by :func:`_colour_bar_png`."""
-    from .plotting import LOG_FLOOR, figure_to_png, new_figure, plot_mel
-
     fig = new_figure(*IMAGE_SIZE)
     plot_mel(mel, config.sampling_rate, config.hop_length, fig.add_subplot(), vmin=LOG_FLOOR, vmax=vmax,
              frequency_range=(config.mel_fmin, config.mel_fmax), colorbar=False)
@@ -257,15 +179,7 @@ def _spectrogram_png(path: str, mel: np.ndarray, config, vmax: float) -> None:
 
 
 def _colour_bar_png(path: str, vmax: float) -> None:
-    from .plotting import LOG_FLOOR, colour_bar_figure, figure_to_png
-
     figure_to_png(colour_bar_figure(LOG_FLOOR, vmax, *COLOUR_BAR_SIZE), path)
-
-
-def _wav(path: str, audio: np.ndarray, sampling_rate: int) -> None:
-    from .synthesis import write_wav
-
-    write_wav(path, np.asarray(audio, np.float32), sampling_rate)
 
 
 @dataclass
@@ -280,8 +194,6 @@ class _Writer:
     features: object = field(init=False)  # (B, T) -> (B, n_mel, frames)
 
     def __post_init__(self) -> None:
-        from .audio import MelSpectrogram
-
         self.sampling_rate = self.config.sampling_rate
         self.features = MelSpectrogram.from_config(self.config)
 
@@ -289,7 +201,7 @@ class _Writer:
             rows: Mapping[str, Mapping]) -> Row:
         folder = f"{index:03d}_{_safe(clip)}"
         os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
-        mels = _log_mels(self.features, outputs)
+        mels = log_mels(self.features, outputs)
         vmax = max((float(m.max()) for m in mels.values()), default=0.0)
         cells = [self.cell(folder, k, system, clip, outputs.get(system), mels.get(system), vmax, rows.get(system))
                  for k, system in enumerate(columns)]
@@ -323,7 +235,7 @@ class _Writer:
                 return _url(relative)
             shutil.copyfile(existing, os.path.join(self.staging, name + ".wav"))
         else:
-            _wav(os.path.join(self.staging, name + ".wav"), audio, self.sampling_rate)
+            write_wav(os.path.join(self.staging, name + ".wav"), np.asarray(audio, np.float32), self.sampling_rate)
         return _url(os.path.join(FILES, name + ".wav"))
 
 
@@ -347,15 +259,9 @@ def _replace_folder(staging: str, final: str) -> None:
 
 
 def _render(context: Mapping) -> str:
-    import jinja2
-
     environment = jinja2.Environment(loader=jinja2.PackageLoader("waveglow", "templates"), autoescape=True,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template("report.html.j2").render(context)
-
-
-def _write_text(path: str, text: str) -> None:
-    write_text(path, text)
 
 
 # ------------------------------------------------------------------------------ the page
@@ -413,7 +319,7 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     path = os.path.join(output_dir, REPORT)
-    _write_text(path, page)
+    write_text(path, page)
     return path
 
 
@@ -428,7 +334,5 @@ def _by_clip(rows: Sequence[Mapping], audio: Mapping[str, Mapping]) -> dict[str,
 
 
 def _pixel_sizes() -> dict[str, list[int]]:
-    from .plotting import DPI
-
     return {"image_size": [round(inches * DPI) for inches in IMAGE_SIZE],
             "scale_size": [round(inches * DPI) for inches in COLOUR_BAR_SIZE]}

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 
-__all__ = ["FlowVocoder", "ReceptiveField"]
+__all__ = ["FlowVocoder", "ReceptiveField", "redraw"]
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,14 @@ class FlowVocoder(nn.Module):
         """This weight-norm-free copy made traceable (e.g. inverses precomputed); default: as it is."""
         return self
 
-    @torch.no_grad()
     def perturb(self, generator: torch.Generator) -> None:
         """Give zero-initialised parameters small random values (drawn from ``generator``) so that no
         coupling is the identity: for tests and benchmarks of untrained models."""
-        for p in self.parameters():
-            if not p.any():
-                p.copy_(0.01 * torch.randn(p.shape, generator=generator).to(p))
+        redraw([p for p in self.parameters() if not p.any()], 0.01, generator)
+
+
+@torch.no_grad()
+def redraw(parameters, std: float, generator: torch.Generator) -> None:
+    """Overwrite each parameter with N(0, std^2) drawn from ``generator`` (float32, then cast), in order."""
+    for p in parameters:
+        p.copy_(std * torch.randn(p.shape, generator=generator).to(p))

@@ -41,11 +41,6 @@ def validate(config, source: str) -> None:
     require_positive({f"flowavenet_config.{f.name}": getattr(m, f.name) for f in fields(m) if f.name != "affine"}, source)
     if d.hop_length != HOP_LENGTH:
         raise ConfigError(f"{source}: data_config.hop_length must be {HOP_LENGTH} for FloWaveNet (its upsampler is fixed), got {d.hop_length}")
-    if d.n_mel_channels != m.cin_channel:
-        raise ConfigError(
-            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from flowavenet_config.cin_channel "
-            f"{m.cin_channel}: the features must be what the model takes"
-        )
     if m.in_channel != 1:
         raise ConfigError(f"{source}: flowavenet_config.in_channel must be 1 (mono audio), got {m.in_channel}")
     frames = d.segment_length // HOP_LENGTH

@@ -27,7 +27,7 @@ from torch import nn
 
 from ...errors import CheckpointError
 from ...formats import load_state_dict_checked
-from ..base import FlowVocoder, ReceptiveField
+from ..base import FlowVocoder, ReceptiveField, redraw
 from ..image_upsampler import UPSAMPLER_REACH, image_upsampler, remove_upsampler_weight_norm, upsample_image
 from ..weight_norm import WeightNormConv1d, WeightNormConvTranspose2d  # noqa: F401  (kept importable from here)
 from .config import HOP_LENGTH, FloWaveNetConfig
@@ -344,13 +344,10 @@ class FloWaveNet(FlowVocoder):
         """The fused inference object (:class:`FastFloWaveNet`); it needs no more memory than the model."""
         return FastFloWaveNet(self)
 
-    @torch.no_grad()
     def perturb(self, generator: torch.Generator) -> None:
         """Every WaveNet's zero-initialised last conv (and its scale) drawn small: no coupling or prior is the identity."""
-        for module in self.modules():
-            if isinstance(module, ZeroConv1d):
-                for p in (module.conv.weight, module.conv.bias, module.scale):
-                    p.copy_(0.02 * torch.randn(p.shape, generator=generator).to(p))
+        zero_convs = [m for m in self.modules() if isinstance(m, ZeroConv1d)]
+        redraw([p for m in zero_convs for p in (m.conv.weight, m.conv.bias, m.scale)], 0.02, generator)
 
 
 def _mark_initialized(module: FloWaveNet, incompatible_keys) -> None:

@@ -73,11 +73,6 @@ def validate(config, source: str) -> None:
     m, d = config.model_config, config.data_config
     if d.hop_length != HOP_LENGTH:
         raise ConfigError(f"{source}: data_config.hop_length must be {HOP_LENGTH} for WaveFlow (its upsampler is fixed), got {d.hop_length}")
-    if d.n_mel_channels != m.cin_channels:
-        raise ConfigError(
-            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from waveflow_config.cin_channels "
-            f"{m.cin_channels}: the features must be what the model takes"
-        )
     if d.segment_length % m.n_height:
         raise ConfigError(
             f"{source}: data_config.segment_length {d.segment_length} must be a multiple of waveflow_config.n_height {m.n_height}"

@@ -44,7 +44,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..base import FlowVocoder, ReceptiveField
+from ..base import FlowVocoder, ReceptiveField, redraw
 from ..image_upsampler import UPSAMPLE_STRIDE, image_upsampler, remove_upsampler_weight_norm, upsample_image
 from ..weight_norm import WeightNormEmbedding
 from .config import HOP_LENGTH, WaveFlowConfig
@@ -333,13 +333,10 @@ class WaveFlow(FlowVocoder):
         self.__class__ = ExportWaveFlow
         return self
 
-    @torch.no_grad()
     def perturb(self, generator: torch.Generator) -> None:
         """Every projection drawn larger than its U(-1e-3, 1e-3) start: no coupling is near the identity."""
-        for module in self.modules():
-            if isinstance(module, ZeroConv2d):
-                for p in (module.conv.weight, module.conv.bias, module.scale):
-                    p.copy_(0.05 * torch.randn(p.shape, generator=generator).to(p))
+        projections = [m for m in self.modules() if isinstance(m, ZeroConv2d)]
+        redraw([p for m in projections for p in (m.conv.weight, m.conv.bias, m.scale)], 0.05, generator)
 
 
 class ExportWaveFlow(WaveFlow):

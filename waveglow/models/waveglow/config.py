@@ -50,11 +50,6 @@ def validate(config, source: str) -> None:
     problem = flow_channels_problem(wg.n_flows, wg.n_group, wg.n_early_every, wg.n_early_size)
     if problem:
         raise ConfigError(f"{source}: waveglow_config: {problem}")
-    if d.n_mel_channels != wg.n_mel_channels:
-        raise ConfigError(
-            f"{source}: data_config.n_mel_channels {d.n_mel_channels} differs from waveglow_config.n_mel_channels "
-            f"{wg.n_mel_channels}: the features must be what the model takes"
-        )
     if d.hop_length % wg.n_group:
         raise ConfigError(
             f"{source}: data_config.hop_length {d.hop_length} is not a multiple of waveglow_config.n_group {wg.n_group}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import FlowVocoder, ReceptiveField
+from ..base import FlowVocoder, ReceptiveField, redraw
 from .config import WaveGlowConfig, WNConfig
 from .fast import FastWaveGlow
 from .layers import (
@@ -142,12 +142,9 @@ class WaveGlow(FlowVocoder):
         self.convinv = nn.ModuleList(FrozenInverse1x1Conv(conv) for conv in self.convinv)
         return self
 
-    @torch.no_grad()
     def perturb(self, generator: torch.Generator) -> None:
         """Every WN's zero-initialised ``end`` drawn from N(0, 0.01): no coupling is the identity."""
-        for wn in self.WN:
-            for p in (wn.end.weight, wn.end.bias):
-                p.copy_(0.01 * torch.randn(p.shape, generator=generator).to(p))
+        redraw([p for wn in self.WN for p in (wn.end.weight, wn.end.bias)], 0.01, generator)
 
     def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
         """Upsample and fold the mel: (B, n_mel, frames) -> (B, n_mel * g, length / g).
