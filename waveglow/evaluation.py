@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import load_audio
+from .audio import MelSpectrogram, load_audio
 from .registry import family_of
 from .synthesis import synthesize
 
@@ -328,14 +328,11 @@ def default_sigma(model) -> float:
     return model.default_sigma
 
 
-def prepare_reference(features: nn.Module, audio: np.ndarray) -> np.ndarray:
-    """The clip as ``features`` expect it, through their ``prepare_audio`` where they have one
-    (some recipes normalise the level first): (T,) -> (T,) float32."""
-    prepare = getattr(features, "prepare_audio", None)
-    if prepare is None:
-        return audio
+def prepare_reference(features: MelSpectrogram, audio: np.ndarray) -> np.ndarray:
+    """The clip as ``features`` expect it, through their ``prepare_audio`` (some recipes normalise the
+    level first; Tacotron 2's leaves it): (T,) -> (T,) float32."""
     with torch.no_grad():
-        prepared = prepare(torch.from_numpy(np.asarray(audio, np.float32))[None])[0]  # (1, T) -> (T,)
+        prepared = features.prepare_audio(torch.from_numpy(np.asarray(audio, np.float32))[None])[0]  # (1, T) -> (T,)
     return prepared.float().numpy()
 
 
