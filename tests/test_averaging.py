@@ -110,4 +110,4 @@ def test_train_fine_tunes_from_the_average_of_a_run(tmp_path, run_dir, capsys):
     for key, value in expected.items():
         assert torch.equal(tuned[key], value), key
     assert train.main(args + ["--average", "2"]) == 1
-    assert "--average N needs --fine_tune RUN_DIR" in capsys.readouterr().err
+    assert "--average N needs -w/--checkpoint RUN_DIR" in capsys.readouterr().err

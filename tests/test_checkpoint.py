@@ -309,7 +309,7 @@ def test_truncated_and_foreign_files(tmp_path, tiny_model):
 
 
 def _convert(*args):
-    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "convert_checkpoint.py"), *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "waveglow", "convert-checkpoint", *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, env=checkout_env())
 
 

@@ -40,7 +40,7 @@ def model(checkpoint) -> WaveGlow:
 
 @pytest.fixture(scope="module")
 def exported(checkpoint, tmp_path_factory) -> dict[str, str]:
-    """Both formats, each with its denoiser graph, written by scripts/export.py."""
+    """Both formats, each with its denoiser graph, written by waveglow-export."""
     folder = tmp_path_factory.mktemp("exported")
     paths = {"onnx": str(folder / "tiny.onnx"), "torchscript": str(folder / "tiny.ts")}
     for fmt, path in paths.items():

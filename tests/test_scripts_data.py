@@ -1,4 +1,4 @@
-"""scripts/prepare_dataset.py and scripts/compute_mels.py on good and bad files."""
+"""waveglow-prepare-dataset and waveglow-compute-mels on good and bad files."""
 
 from __future__ import annotations
 
@@ -160,11 +160,11 @@ def test_compute_mels_bad_arguments(tmp_path, capsys):
     assert "nope.txt" in capsys.readouterr().err
 
 
-def test_scripts_run_from_the_repo_root(tmp_path):
+def test_python_dash_m_runs_from_the_repo_root(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{CLIPS[0]}\n")
     result = subprocess.run(
-        [sys.executable, "scripts/compute_mels.py", "-f", str(listing), "-o", str(tmp_path / "m")],
+        [sys.executable, "-m", "waveglow", "compute-mels", "-f", str(listing), "-o", str(tmp_path / "m")],
         cwd=REPO, env=checkout_env(), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

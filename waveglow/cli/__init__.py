@@ -1,7 +1,9 @@
 """The command-line programs, one module per command, each with ``main(argv=None) -> int``.
 
-Run them as console scripts (``waveglow-train ...``), as ``python -m waveglow <command> ...``, or
-through the shims that keep NVIDIA's commands (``python train.py ...``, ``python scripts/*.py ...``).
+Run them as console scripts (``waveglow-train ...``), as ``python -m waveglow <command> ...``, or, for
+NVIDIA's three commands, through the shims at the repository root (``python train.py``, ``inference.py``,
+``distributed.py``) with NVIDIA's flags. Every command spells a checkpoint ``-w/--checkpoint``, its
+inputs ``-f/--files`` and its output ``-o/--output`` (:mod:`waveglow.cli.arguments`).
 """
 
 # command name -> (module under waveglow.cli, one-line summary); the console scripts are waveglow-<command>

@@ -1,11 +1,13 @@
-"""Compute the model's mel features for every file in a list, as the reference's mel2samp does.
+"""Compute the model's mel features for every listed audio file, as the reference's mel2samp does.
 
-    python scripts/compute_mels.py -f test_files.txt -o mels -c configs/config.json
+    waveglow-compute-mels -f test_files.txt -o mels -c configs/config.json
 
 The features are those of the config's model family (``-c configs/flowavenet.json``: FloWaveNet's
-recipe, on peak-normalised audio); without ``-c``, NVIDIA's WaveGlow features. Writes ``<wav file name>.pt`` (e.g. ``LJ001-0001.wav.pt``) holding a (n_mel, frames) float32
-tensor, or ``<wav file name>.npy`` with ``--format npy``; ``inference.py`` reads both. A file that
-cannot be used is reported on one line and skipped, and the exit status is then 1.
+recipe, on peak-normalised audio); without ``-c``, NVIDIA's WaveGlow features. ``-f`` takes file
+lists and audio files, any number of each. Writes ``<wav file name>.pt`` (e.g. ``LJ001-0001.wav.pt``)
+holding a (n_mel, frames) float32 tensor, or ``<wav file name>.npy`` with ``--format npy``;
+``waveglow-inference`` reads both. A file that cannot be used is reported on one line and skipped,
+and the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import torch
 from torch import nn
 
 from waveglow.atomic import atomic_open
+from waveglow.cli.arguments import add_files, add_output
 from waveglow.audio import MelSpectrogram, load_audio
 from waveglow.config import Config, DataConfig, load_config
 from waveglow.errors import ConfigError
-from waveglow.data import read_file_list
+from waveglow.data import AUDIO_SUFFIXES, read_file_list
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-f", "--filelist_path", required=True, help="file list (paths, path|text, or LJSpeech metadata.csv)")
-    parser.add_argument("-o", "--output_dir", required=True, help="where the mel files go")
+    add_files(parser, aliases=("--filelist_path", "--filelist"),
+              help="audio files or file lists (paths, path|text, or LJSpeech metadata.csv)")
+    add_output(parser, aliases=("--output_dir",), help="folder for the mel files")
     parser.add_argument("-c", "--config", help="config whose data_config sets the features (default: NVIDIA's)")
     parser.add_argument("--format", choices=("pt", "npy"), default="pt", help="torch tensors (default) or numpy arrays")
     parser.add_argument("--resample", action="store_true", help="resample files at another rate instead of failing")
@@ -75,7 +79,7 @@ def compute_all(files: list[str], data_config: DataConfig, features: nn.Module, 
             if name in seen:
                 raise ValueError(f"another listed file already wrote {name}")
             seen.add(name)
-            save_mel(compute_mel(path, features, data_config), os.path.join(args.output_dir, name), args.format)
+            save_mel(compute_mel(path, features, data_config), os.path.join(args.output, name), args.format)
         except (ValueError, OSError) as e:  # AudioError is a ValueError whose message names the file
             message = str(e) if str(e).startswith(path) else f"{path}: {e}"
             tqdm.write(f"skipped {message}", file=sys.stderr)
@@ -94,18 +98,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_config, features = data_settings(args)
     except ConfigError as e:
         return fail(str(e))
-    try:
-        files = read_file_list(args.filelist_path)
-    except (OSError, ValueError) as e:
-        return fail(f"{args.filelist_path}: cannot read file list: {getattr(e, 'strerror', None) or e}")
+    files = []
+    for path in args.files:
+        if path.lower().endswith(AUDIO_SUFFIXES):
+            files.append(path)
+            continue
+        try:
+            files += read_file_list(path)
+        except (OSError, ValueError) as e:
+            return fail(f"{path}: cannot read file list: {getattr(e, 'strerror', None) or e}")
     if not files:
-        return fail(f"{args.filelist_path}: lists no audio files")
+        return fail(f"{' '.join(args.files)}: lists no audio files")
     try:
-        os.makedirs(args.output_dir, exist_ok=True)
+        os.makedirs(args.output, exist_ok=True)
     except OSError as e:
-        return fail(f"{args.output_dir}: cannot create output folder: {e.strerror or e}")
+        return fail(f"{args.output}: cannot create output folder: {e.strerror or e}")
     failed = compute_all(files, data_config, features, args)
-    print(f"wrote {len(files) - failed} of {len(files)} mel files to {args.output_dir}" + (f"; {failed} skipped" if failed else ""))
+    print(f"wrote {len(files) - failed} of {len(files)} mel files to {args.output}" + (f"; {failed} skipped" if failed else ""))
     return 1 if failed else 0
 
 

@@ -1,6 +1,6 @@
 """Convert any checkpoint WaveGlow reads (NVIDIA, DeepLearningExamples, ours) to our format.
 
-    python scripts/convert_checkpoint.py waveglow_256channels_universal_v5.pt waveglow_256.pt
+    waveglow-convert-checkpoint -w waveglow_256channels_universal_v5.pt -o waveglow_256.pt
 
 The output loads with ``torch.load(weights_only=True)`` and ``waveglow.load_checkpoint``.
 """
@@ -10,21 +10,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+from waveglow.cli.arguments import add_checkpoint, add_output
 from waveglow.checkpoint import checkpoint_model, read_checkpoint, save_checkpoint
 from waveglow.errors import CheckpointError, ConfigError
 from waveglow.config import load_config
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="checkpoint to read (any supported format)")
-    parser.add_argument("output", help="where to write our format")
+    add_checkpoint(parser, positional="input", help="checkpoint to read (any supported format)")
+    add_output(parser, positional="output_file", help="where to write our format")
     parser.add_argument(
         "-c", "--config", help="config.json whose train/data sections to embed (default: NVIDIA's defaults)"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
-        checkpoint = read_checkpoint(args.input)
+        checkpoint = read_checkpoint(args.checkpoint)
         model, config = checkpoint_model(checkpoint)
         if args.config:
             wanted = load_config(args.config)
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     n_params = sum(t.numel() for t in checkpoint.state_dict.values())
-    print(f"{args.input} ({checkpoint.kind}, {n_params:,} parameters, iteration {checkpoint.iteration}) -> {args.output}")
+    print(f"{args.checkpoint} ({checkpoint.kind}, {n_params:,} parameters, iteration {checkpoint.iteration}) -> {args.output}")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Export a checkpoint's inference path to ONNX or TorchScript, then check the file against the model.
 
-    python scripts/export.py -w waveglow_256channels_universal_v5.pt -o waveglow.onnx
-    python scripts/export.py -w checkpoints/waveglow_10000 -o waveglow.ts --format torchscript --denoiser
-    python scripts/export.py -w waveglow.pt -o waveglow_fp16.onnx --dtype float16
+    waveglow-export -w waveglow_256channels_universal_v5.pt -o waveglow.onnx
+    waveglow-export -w checkpoints/waveglow_10000 -o waveglow.ts --format torchscript --denoiser
+    waveglow-export -w waveglow.pt -o waveglow_fp16.onnx --dtype float16
 
 The graph takes mel (B, n_mel, F) and z, the latent already scaled by sigma in the layout the
 model's ``sample_latent`` draws (WaveGlow: (B, n_group, hop F / n_group); FloWaveNet: (B, 1, hop F)),
@@ -27,7 +27,7 @@ import torch
 
 from waveglow.atomic import atomic_path
 from waveglow.errors import CheckpointError, first_line
-from waveglow.cli.arguments import onnx_opset
+from waveglow.cli.arguments import add_checkpoint, add_output, onnx_opset
 from waveglow.denoiser import Denoiser
 from waveglow.export import (
     DEFAULT_OPSET,
@@ -47,8 +47,8 @@ from waveglow.synthesis import load_for_inference
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-w", "--waveglow_path", required=True, help="checkpoint (any format load_checkpoint reads)")
-    parser.add_argument("-o", "--output", required=True, help="the file to write")
+    add_checkpoint(parser, aliases=("--waveglow_path",))
+    add_output(parser, help="the file to write")
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--opset", type=onnx_opset(DEFAULT_OPSET), default=DEFAULT_OPSET, help="ONNX opset (18 or newer)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
@@ -103,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --opset {args.opset}: the exporter needs opset {DEFAULT_OPSET} or newer", file=sys.stderr)
         return 1
     try:
-        model, data_config = load_for_inference(args.waveglow_path, "cpu", torch.float32, low_memory=True)
+        model, data_config = load_for_inference(args.checkpoint, "cpu", torch.float32, low_memory=True)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     model = model if isinstance(model, torch.nn.Module) else model.model  # the model a fast inference object wraps
     diverged = next((name for name, p in model.state_dict().items() if not torch.isfinite(p).all()), None)
     if diverged is not None:  # the check would refuse the file anyway: say why, before minutes of exporting
-        print(f"error: {args.waveglow_path}: {diverged} holds NaN or infinite values (a diverged checkpoint?): "
+        print(f"error: {args.checkpoint}: {diverged} holds NaN or infinite values (a diverged checkpoint?): "
               "nothing to export", file=sys.stderr)
         return 1
     dtype = DTYPES[args.dtype]

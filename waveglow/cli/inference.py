@@ -1,13 +1,14 @@
 """Vocode mel spectrograms (or, with --wav, wav files) into 16-bit WAV files.
 
-    python inference.py -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6
-    python inference.py -f recordings/ -w checkpoints/waveglow_10000 -o out --wav   # copy synthesis
-    python inference.py -f mels.txt --onnx waveglow.onnx -o out -s 0.6               # onnxruntime (docs/export.md)
-    python inference.py -f mel.pt -w checkpoints/waveglow_10000 -o - --stream | aplay -f S16_LE -r 22050  # docs/streaming.md
+    waveglow-inference -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6
+    waveglow-inference -f recordings/ -w checkpoints/waveglow_10000 -o out --wav   # copy synthesis
+    waveglow-inference -f mels.txt --onnx waveglow.onnx -o out -s 0.6               # onnxruntime (docs/export.md)
+    waveglow-inference -f mel.pt -w checkpoints/waveglow_10000 -o - --stream | aplay -f S16_LE -r 22050  # docs/streaming.md
+    python inference.py -f mels.txt -w waveglow_256channels_universal_v5.pt -o out -s 0.6   # NVIDIA's command, as is
 
 Inputs: ``.pt`` (tensor (n_mel, frames) or (1, n_mel, frames)) and ``.npy`` mel files, given as
 paths, directories or file lists (one path per line; ``path|transcript`` lines work too). Each
-input writes ``<output_dir>/<name>_synthesis.wav``. A bad input is reported on one line and
+input writes ``<output>/<name>_synthesis.wav``. A bad input is reported on one line and
 skipped; the exit status is 1 when any input failed.
 """
 
@@ -25,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from waveglow.errors import AudioError, CheckpointError, OnnxModelError, first_line
-from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
+from waveglow.cli.arguments import add_checkpoint, add_files, add_output, non_negative_float, non_negative_int, positive_int
 from waveglow.cli.inference_stream import add_stream_arguments, main_stream
 from waveglow.config import DataConfig
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES, read_file_list
@@ -54,12 +55,11 @@ class Utterance:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-f", "--filelist_path", nargs="+", required=True,
-                        help="mel files (.pt/.npy), directories of them, or text file lists")
+    add_files(parser, nvidia=True, help="mel files (.pt/.npy), directories of them, or text file lists")
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("-w", "--waveglow_path", help="checkpoint (any format load_checkpoint reads)")
-    model.add_argument("--onnx", help="an ONNX file from scripts/export.py, run with onnxruntime (its dtype is the file's)")
-    parser.add_argument("-o", "--output_dir", required=True)
+    add_checkpoint(parser, nvidia=True, group=model)
+    model.add_argument("--onnx", help="an ONNX file from waveglow-export, run with onnxruntime (its dtype is the file's)")
+    add_output(parser, nvidia=True, help="folder for <name>_synthesis.wav; with --stream, - writes raw PCM to stdout")
     parser.add_argument("-s", "--sigma", type=non_negative_float, default=None,
                         help="noise scale (temperature); default: the model family's (WaveGlow 1.0, FloWaveNet 0.8)")
     parser.add_argument("--sampling_rate", type=positive_int, default=None,
@@ -208,7 +208,7 @@ def write_batch(batch: list[Utterance], audios: list[torch.Tensor], args, sampli
             report(f"{utterance.path}: the model produced NaN/inf audio (try float32 or bfloat16)")
             continue
         try:
-            write_wav(output_path(args.output_dir, utterance.path), audio, sampling_rate)
+            write_wav(output_path(args.output, utterance.path), audio, sampling_rate)
         except (OSError, RuntimeError) as e:
             report(f"{utterance.path}: cannot write WAV: {getattr(e, 'strerror', None) or e}")
             continue
@@ -225,7 +225,7 @@ def load_model(args: argparse.Namespace):
         vocoder = OnnxVocoder(args.onnx, args.device)
         return vocoder, vocoder.data_config
     return load_for_inference(
-        args.waveglow_path, device_name(args), DTYPES[effective_dtype(args)], low_memory=args.low_memory
+        args.checkpoint, device_name(args), DTYPES[effective_dtype(args)], low_memory=args.low_memory
     )
 
 
@@ -249,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stream:
         return main_stream(args)
     try:
-        prepare_output_dir(args.output_dir)
+        prepare_output_dir(args.output)
     except OSError as e:
-        print(f"error: {args.output_dir}: output directory not writable: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {args.output}: output directory not writable: {e.strerror or e}", file=sys.stderr)
         return 1
     try:
         model, data_config = load_model(args)
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling_rate = args.sampling_rate or data_config.sampling_rate
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
 
-    files, errors = discover_inputs(args.filelist_path, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
+    files, errors = discover_inputs(args.files, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
     for message in errors:
         report(message)
     utterances = load_inputs(files, model, data_config, args, report)
@@ -312,7 +312,7 @@ def summarize(n_inputs: int, n_failed: int, seconds: float, elapsed: float, args
     print(
         f"{n_inputs - n_failed} of {n_inputs} files vocoded: {seconds:.2f} s of audio at {sampling_rate} Hz "
         f"in {elapsed:.2f} s ({speed:.1f}x real time), sigma {args.sigma}, seed {seed} "
-        f"-> {args.output_dir}"
+        f"-> {args.output}"
     )
     if n_inputs == 0:
         print("error: no input files found", file=sys.stderr)

@@ -1,9 +1,9 @@
 """``waveglow-inference --stream``: feed each mel through a :class:`~waveglow.streaming.StreamingVocoder`
 ``--chunk-frames`` frames at a time, writing the audio as it comes.
 
-    python inference.py --stream -f mel.pt -w checkpoints/waveglow_10000 -o out            # out/mel_synthesis.wav
-    python inference.py --stream -f mel.pt -w ckpt -o - | aplay -f S16_LE -r 22050 -c 1   # raw PCM to a player
-    python inference.py --stream --lookahead-frames 16 --chunk-frames 1 -f mel.pt -w ckpt -o out
+    waveglow-inference --stream -f mel.pt -w checkpoints/waveglow_10000 -o out            # out/mel_synthesis.wav
+    waveglow-inference --stream -f mel.pt -w ckpt -o - | aplay -f S16_LE -r 22050 -c 1   # raw PCM to a player
+    waveglow-inference --stream --lookahead-frames 16 --chunk-frames 1 -f mel.pt -w ckpt -o out
 
 Each WAV is valid at every moment (its header is patched after every chunk); ``-o -`` writes raw
 signed 16-bit little-endian mono PCM of one input to stdout, and every message goes to stderr.
@@ -65,12 +65,12 @@ def main_stream(args: argparse.Namespace) -> int:
     if problem:
         say(f"error: {problem}")
         return 2
-    to_stdout = args.output_dir == "-"
+    to_stdout = args.output == "-"
     try:
         if not to_stdout:
-            prepare_output_dir(args.output_dir)
+            prepare_output_dir(args.output)
     except OSError as e:
-        say(f"error: {args.output_dir}: output directory not writable: {e.strerror or e}")
+        say(f"error: {args.output}: output directory not writable: {e.strerror or e}")
         return 1
     try:
         model, data_config = load_model(args)
@@ -85,7 +85,7 @@ def main_stream(args: argparse.Namespace) -> int:
         failures.append(message)
         say(f"error: {message}")
 
-    files, errors = discover_inputs(args.filelist_path, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
+    files, errors = discover_inputs(args.files, AUDIO_SUFFIXES if args.wav else MEL_SUFFIXES)
     for message in errors:
         report(message)
     utterances = load_inputs(files, model, data_config, args, report)
@@ -96,7 +96,7 @@ def main_stream(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     lookahead = field.future if args.lookahead_frames is None else args.lookahead_frames
     for u in utterances:
-        target = sys.stdout.buffer if to_stdout else output_path(args.output_dir, u.path)
+        target = sys.stdout.buffer if to_stdout else output_path(args.output, u.path)
         try:
             stats = stream_one(model, u.mel, target, rate, args, seed + u.index)
         except (MelError, RuntimeError, ValueError, OSError) as e:

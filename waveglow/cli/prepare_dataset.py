@@ -1,9 +1,9 @@
 """Check a dataset's audio and write deterministic train / validation / test file lists.
 
-    python scripts/prepare_dataset.py LJSpeech-1.1 -o filelists --validation_size 100 --test_size 100
+    waveglow-prepare-dataset -f LJSpeech-1.1 -o filelists --validation_size 100 --test_size 100
 
-DATA is an LJSpeech-layout folder (``metadata.csv`` + ``wavs/``), any folder of audio files
-(searched recursively), or a file list. Every file is read and checked (readable, sampling rate,
+Each of ``-f``'s inputs is an LJSpeech-layout folder (``metadata.csv`` + ``wavs/``), any folder of
+audio files (searched recursively), or a file list; a file named twice is used once. Every file is read and checked (readable, sampling rate,
 channels, duration, not silent, not clipped); problems are printed one line each and the file is
 left out. The usable files are shuffled with ``--seed`` and split; each list holds one path per
 line, relative to the output folder (``--absolute`` for absolute paths), sorted.
@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from waveglow.atomic import atomic_open
 from waveglow.audio import load_audio, min_samples
 from waveglow.errors import AudioError, ConfigError
-from waveglow.cli.arguments import fraction, non_negative_float, non_negative_int, positive_int
+from waveglow.cli.arguments import add_files, add_output, fraction, non_negative_float, non_negative_int, positive_int
 from waveglow.config import DataConfig, load_config
 from waveglow.data import AUDIO_SUFFIXES, read_file_list
 
@@ -42,8 +42,10 @@ class Finding:
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", help="LJSpeech-layout folder, folder of audio files, or a file list")
-    parser.add_argument("-o", "--output_dir", default="filelists", help="where the lists go (default: filelists)")
+    add_files(parser, positional="data", metavar="DATA",
+              help="LJSpeech-layout folders, folders of audio files, or file lists")
+    add_output(parser, required=False, aliases=("--output_dir",), default="filelists",
+               help="folder for the lists (default: filelists)")
     parser.add_argument("-c", "--config", help="take sampling_rate, resample and downmix from this config's data_config")
     parser.add_argument("--sampling_rate", type=positive_int, default=None, help="required rate (default: config's, else 22050)")
     parser.add_argument("--resample", action="store_true", help="accept files at other rates (they will be resampled)")
@@ -163,19 +165,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if not os.path.exists(args.data):
-        print(f"error: {args.data}: no such folder or file list", file=sys.stderr)
+    missing = next((path for path in args.files if not os.path.exists(path)), None)
+    if missing is not None:
+        print(f"error: {missing}: no such folder or file list", file=sys.stderr)
         return 1
-    try:
-        files = discover(args.data)
-    except (OSError, ValueError) as e:
-        print(f"error: {args.data}: cannot read file list: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
-        return 1
+    files: list[str] = []
+    for data in args.files:
+        try:
+            files += discover(data)
+        except (OSError, ValueError) as e:
+            print(f"error: {data}: cannot read file list: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+            return 1
+    files = list(dict.fromkeys(files))
+    sources = " ".join(args.files)
     if not files:
-        print(f"error: {args.data}: no audio files found", file=sys.stderr)
+        print(f"error: {sources}: no audio files found", file=sys.stderr)
         return 1
     findings = check_all(files, data_config, args)
-    print(f"checked {len(findings)} files from {args.data} (at {data_config.sampling_rate} Hz):")
+    print(f"checked {len(findings)} files from {sources} (at {data_config.sampling_rate} Hz):")
     print(summary(findings))
     usable = [f.path for f in findings if f.status == "ok"]
     if len(usable) <= args.validation_size + args.test_size:
@@ -186,12 +193,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         return 1
     lists = split(usable, args.validation_size, args.test_size, args.seed)
-    paths = [os.path.join(args.output_dir, name) for name in LIST_NAMES]
+    paths = [os.path.join(args.output, name) for name in LIST_NAMES]
     try:
-        os.makedirs(args.output_dir, exist_ok=True)
+        os.makedirs(args.output, exist_ok=True)
         write_lists(paths, lists, args.absolute)
     except OSError as e:
-        print(f"error: cannot write the lists to {args.output_dir}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: cannot write the lists to {args.output}: {e.strerror or e}", file=sys.stderr)
         return 1
     for path, files_in_list in zip(paths, lists):
         print(f"wrote {path}: {len(files_in_list)} files")

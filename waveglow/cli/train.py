@@ -3,7 +3,8 @@
     python train.py -c configs/config.json
     python train.py -c configs/config.json --set train_config.batch_size=4 --set data_config.training_files=train.txt
     python train.py -c configs/config.json --resume           # continue from the newest checkpoint
-    python train.py -c configs/config.json --fine_tune checkpoints/ --average 10   # from the mean of the last 10
+    python train.py -c configs/config.json -w waveglow_256channels_universal_v5.pt   # fine-tune from these weights
+    python train.py -c configs/config.json -w checkpoints/ --average 10   # from the mean of the run's last 10
     torchrun --nproc_per_node 8 train.py -c configs/config.json
 """
 
@@ -18,7 +19,7 @@ import warnings
 from waveglow.atomic import atomic_open
 from waveglow.averaging import average_run
 from waveglow.errors import AudioError, CheckpointError, ConfigError, TrainingError
-from waveglow.cli.arguments import non_negative_int, positive_int
+from waveglow.cli.arguments import add_checkpoint, non_negative_int, positive_int
 from waveglow.config import load_config
 
 
@@ -29,10 +30,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="override a config value; repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest readable <family>_<iteration> (waveglow_<iteration>) in output_directory")
-    parser.add_argument("--fine_tune", metavar="CHECKPOINT",
-                        help="start from these weights (any supported format) with a fresh optimizer")
+    add_checkpoint(parser, required=False, aliases=("--fine_tune",),
+                   help="fine-tune: start from these weights (any supported format) with a fresh optimizer")
     parser.add_argument("--average", type=positive_int, default=None, metavar="N",
-                        help="with --fine_tune RUN_DIR: start from the mean of its last N <family>_<iteration> checkpoints")
+                        help="with -w RUN_DIR: start from the mean of its last N <family>_<iteration> checkpoints")
     parser.add_argument("-r", "--rank", type=non_negative_int, default=None, help="process rank (reference-style launch)")
     parser.add_argument("-g", "--group_name", default="", help="process group name (reference-style launch)")
     return parser.parse_args(argv)
@@ -50,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config, args.set)
-        fine_tune = args.fine_tune
+        fine_tune = args.checkpoint
         if args.average is not None:
-            if not args.fine_tune:
-                raise ConfigError("--average N needs --fine_tune RUN_DIR: the run whose last N checkpoints to average")
-            fine_tune = average_run(args.fine_tune, args.average)
+            if not args.checkpoint:
+                raise ConfigError("--average N needs -w/--checkpoint RUN_DIR: the run whose last N checkpoints to average")
+            fine_tune = average_run(args.checkpoint, args.average)
         process = init_distributed(config.dist_config, args.rank, args.group_name)
         trainer = Trainer(config, resume=args.resume, fine_tune=fine_tune, rank=process.rank,
                           world_size=process.world_size, local_rank=process.local_rank)
