@@ -127,7 +127,7 @@ VOCABULARY = {
     "average-checkpoints": ({"checkpoint": 2, "output": 1}, []),
 }
 FLAGS = {"checkpoint": ("-w", "--checkpoint"), "files": ("-f", "--files"), "output": ("-o", "--output")}
-PENDING = ("evaluate", "benchmark")  # their parsers take the shared flags in a change of their own: drop the mark then
+PENDING = ()  # commands whose parsers do not take the shared flags yet
 
 
 def parse(command: str, argv: list[str]):

@@ -1,4 +1,4 @@
-"""waveglow.evaluation's metrics at their known points, and scripts/evaluate.py's outputs and problem reports."""
+"""waveglow.evaluation's metrics at their known points, and waveglow-evaluate's outputs and problem reports."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def test_training_logs_the_evaluation_to_tensorboard_and_metrics_jsonl(tmp_path,
     assert record["stoi"] == pytest.approx(events.Scalars("evaluation.stoi")[0].value, rel=1e-6)
 
 
-# ------------------------------------------------------------------------------ scripts/evaluate.py
+# ------------------------------------------------------------------------------ waveglow-evaluate
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ class _Session:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         missing = [k for k in REQUIRED_METADATA if k not in self.metadata]
         if missing:
-            raise OnnxModelError(f"{self.path}: not exported by scripts/export.py (no {', '.join(missing)} metadata)")
+            raise OnnxModelError(f"{self.path}: not exported by waveglow-export (no {', '.join(missing)} metadata)")
         if self.metadata["graph"] != graph:
             raise OnnxModelError(f"{self.path}: a {self.metadata['graph']} graph, not a {graph} graph")
         self.inputs = self.session.get_inputs()
@@ -97,7 +97,7 @@ class OnnxVocoder:
         self.hop_length = int(meta["hop_length"])
         channels = meta.get("latent_channels", meta.get("n_group"))  # files exported before this key name it n_group
         if channels is None:
-            raise OnnxModelError(f"{self.path}: not exported by scripts/export.py (no latent_channels metadata)")
+            raise OnnxModelError(f"{self.path}: not exported by waveglow-export (no latent_channels metadata)")
         self.latent_channels = int(channels)
         self.latent_steps_per_frame = int(meta.get("latent_steps_per_frame", self.hop_length // self.latent_channels))
         self.sampling_rate = int(meta["sampling_rate"])

@@ -342,7 +342,7 @@ class Trainer:
             latest = self.checkpoints.latest()
             raise TrainingError(
                 f"{count} consecutive non-finite losses at iteration {self.iteration}; likely causes: silent or "
-                "zero-padded crops (set data_config.min_crop_rms, check files with scripts/prepare_dataset.py), "
+                "zero-padded crops (set data_config.min_crop_rms, check files with waveglow-prepare-dataset), "
                 "fp16 overflow (try train_config.amp_dtype=bfloat16 or fp16_run=false), or too high a learning rate. "
                 + (f"Last good checkpoint: {latest}" if latest else "No checkpoint was written yet.")
             )

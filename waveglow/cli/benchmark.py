@@ -46,7 +46,9 @@ from waveglow.bench.meters import device_name
 from waveglow.bench.models import DTYPES, as_config, config_label, default_configs, source_model
 from waveglow.bench.stream import plot
 from waveglow.bench.training import trained_state_rows, training_rows
-from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
+from waveglow.cli.arguments import (
+    add_checkpoint, add_output, non_negative_float, non_negative_int, positive_float, positive_int,
+)
 from waveglow.config import Config
 from waveglow.errors import AudioError, CheckpointError, ConfigError, MelError, TrainingError
 from waveglow.synthesis import load_mel
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--config", default=None,
                    help="model config (default: the package's default model, NVIDIA's 256-channel WaveGlow)")
-    p.add_argument("--checkpoint", default=None,
+    add_checkpoint(p, required=False, default=None,
                    help="weights to time and to compare precisions with (any format load_checkpoint reads); "
                         "default: random weights for --config")
     p.add_argument("--mel", default=None,
@@ -105,7 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stream", action="store_true",
                    help="the streaming benchmark instead (its own options: --stream --help; docs/streaming.md)")
     p.add_argument("--date", default=datetime.date.today().isoformat())
-    p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>.json")
+    add_output(p, required=False, aliases=("--output_json",), default=None, help="the JSON file (default: benchmarks/<device>_<date>.json)")
     p.add_argument("--output_md", default=None, help="default: the JSON path with .md")
     return p.parse_args(argv)
 
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    json_path = args.output_json or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
+    json_path = args.output or os.path.join("benchmarks", f"{device.type}_{args.date}.json")
     md_path = args.output_md or os.path.splitext(json_path)[0] + ".md"
     try:  # the folders first: a run that measured for minutes must not end unable to write
         for path in (json_path, md_path):
@@ -200,7 +202,7 @@ def parse_stream_args(argv: list[str] | None) -> argparse.Namespace:
                     "(waveglow.bench.stream; docs/streaming.md).")
     p.add_argument("--configs", nargs="+", default=None,
                    help="default: every registered family's default config (WaveGlow: NVIDIA's 256 channels)")
-    p.add_argument("--checkpoints", nargs="*", default=[], help="trained models for the error table too")
+    add_checkpoint(p, required=False, aliases=("--checkpoints",), nargs="*", default=[], help="trained models for the error table too")
     p.add_argument("--chunks", type=int, nargs="+", default=[1, 8, 32], help="frames per push")
     p.add_argument("--lookaheads", type=int, nargs="+", default=[0, 8, 16, 32, 64])
     p.add_argument("--pushes", type=int, default=3, help="timed pushes per chunk size, after one untimed")
@@ -211,7 +213,8 @@ def parse_stream_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--date", default=datetime.date.today().isoformat())
-    p.add_argument("--output_json", default=None, help="default: benchmarks/<device>_<date>_streaming.json")
+    add_output(p, required=False, aliases=("--output_json",), default=None,
+               help="the JSON file (default: benchmarks/<device>_<date>_streaming.json)")
     p.add_argument("--plot", default=os.path.join("docs", "images", "streaming-error.png"))
     return p.parse_args(argv)
 
@@ -225,8 +228,8 @@ def stream_main(argv: list[str] | None = None) -> int:
         print("error: --device cuda: no CUDA device is available", file=sys.stderr)
         return 1
     configs = args.configs if args.configs is not None else default_configs(DEFAULT_SECTIONS)
-    result = stream_benchmark(configs, args.checkpoints, StreamSettings.from_namespace(args), args.date)
-    json_path = args.output_json or os.path.join("benchmarks", f"{args.device}_{args.date}_streaming.json")
+    result = stream_benchmark(configs, args.checkpoint, StreamSettings.from_namespace(args), args.date)
+    json_path = args.output or os.path.join("benchmarks", f"{args.device}_{args.date}_streaming.json")
     md_path = os.path.splitext(json_path)[0] + ".md"
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
     write_text(json_path, json.dumps(result, indent=2))

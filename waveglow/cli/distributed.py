@@ -16,6 +16,7 @@ import shlex
 import sys
 
 from waveglow.cli.arguments import port, positive_int
+from waveglow.errors import ConfigError
 
 TRAIN_MODULE = "waveglow.cli.train"  # launched as python -m, so no train.py file need sit beside this one
 
@@ -46,7 +47,7 @@ def torchrun_args(args: argparse.Namespace, nproc: int, log_dir: str) -> list[st
 def checked_config(args: argparse.Namespace):
     """The config as the training processes will read it (with -a's --set overrides): a bad file or
     value is refused here, once, before any process starts. Raises ConfigError or ValueError."""
-    from waveglow.config import load_config
+    from waveglow.config import load_config  # lazily, as torch: the launcher imports neither to start
 
     overrides = argparse.ArgumentParser(add_help=False)
     overrides.add_argument("--set", action="append", default=[])
@@ -63,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
-
-    from waveglow.errors import ConfigError
 
     nproc = args.nproc or max(torch.cuda.device_count(), 1)
     try:

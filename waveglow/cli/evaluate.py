@@ -1,12 +1,12 @@
 """Score vocoders by copy synthesis of a list of clips: PESQ, STOI, log-mel L1, MCD, F0, DNSMOS, test LL, RTF.
 
-    python scripts/evaluate.py -f tests/data/metadata.csv -o eval -w checkpoints/waveglow_10000 --griffin-lim
-    python scripts/evaluate.py -f list.txt -o eval -w ours.pt --wavs hifigan=hifigan_out/ --wavs nvidia=nv_out/
+    waveglow-evaluate -f tests/data/metadata.csv -o eval -w checkpoints/waveglow_10000 --griffin_lim
+    waveglow-evaluate -f list.txt -o eval -w ours.pt --wavs hifigan=hifigan_out/ --wavs nvidia=nv_out/
 
 Every clip of the file list (any form ``waveglow.data.read_file_list`` reads) is read at the
 evaluation rate (the first checkpoint's sampling rate; 22050 Hz without one). Each checkpoint
 (``-w``) vocodes the clip's features in its own recipe (seeded: clip i draws its noise from a CPU
-generator seeded ``--seed + i``); ``--griffin-lim`` inverts the Tacotron 2 log-mel with 60
+generator seeded ``--seed + i``); ``--griffin_lim`` inverts the Tacotron 2 log-mel with 60
 seeded Griffin-Lim iterations; ``--wavs NAME=DIR`` reads another system's ``DIR/<clip stem>.wav``
 (or inference.py's ``<clip stem>_synthesis.wav``; same sampling rate; within one hop of the reference's length, trimmed or zero-padded). Every
 output is scored against the clip; a ``ground_truth`` row scores the clips themselves with the
@@ -17,7 +17,7 @@ See docs/evaluation.md for what each number means.
 Writes ``OUT/summary.json`` (``{"systems": {NAME: {metric: mean, ..., "rtf": ...}}, "clips": N}``),
 ``OUT/clips.csv`` (every clip's numbers), ``OUT/summary.md`` (the table, also printed) and
 ``OUT/spectrograms.png`` (reference and each system for the first three clips) and ``OUT/report.html``
-(players, spectrograms and scores of every system, first ``--report-clips`` clips). A clip that cannot
+(players, spectrograms and scores of every system, first ``--report_clips`` clips). A clip that cannot
 be read is reported and skipped; a missing or unusable ``--wavs`` file is reported for that clip
 and system, the rest is scored.
 """
@@ -33,7 +33,9 @@ import torch
 
 from waveglow import evaluation
 from waveglow.atomic import write_text
-from waveglow.cli.arguments import non_negative_float, non_negative_int, positive_int
+from waveglow.cli.arguments import (
+    add_checkpoint, add_files, add_hidden_alias, add_output, non_negative_float, non_negative_int, positive_int,
+)
 from waveglow.config import DataConfig
 from waveglow.data import read_file_list
 from waveglow.errors import CheckpointError
@@ -59,20 +61,22 @@ from waveglow.synthesis import load_for_inference
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-f", "--filelist", required=True, help="file list of reference clips (any form)")
-    parser.add_argument("-o", "--output_dir", required=True)
-    parser.add_argument("-w", "--checkpoint", nargs="+", action="extend", default=[], help="checkpoints to vocode with (any format)")
+    add_files(parser, aliases=("--filelist",), nargs=None, help="file list of reference clips (any form)")
+    add_output(parser, aliases=("--output_dir",), help="folder for the scores and report.html")
+    add_checkpoint(parser, required=False, nargs="+", action="extend", default=[], help="checkpoints to vocode with (any format)")
     parser.add_argument("--wavs", nargs="+", action="extend", default=[], metavar="NAME=DIR",
                         help="another system's outputs: DIR/<clip stem>.wav, scored as NAME")
-    parser.add_argument("--griffin-lim", dest="griffin_lim", action="store_true",
+    griffin_lim = parser.add_argument("--griffin_lim", action="store_true",
                         help=f"add the Griffin-Lim baseline ({GRIFFIN_LIM_ITERATIONS} iterations, seeded)")
     parser.add_argument("--sigma", type=non_negative_float, default=None, help="noise scale; default: each model's own")
     parser.add_argument("--seed", type=int, default=0, help="clip i uses seed + i (vocoding noise, Griffin-Lim)")
     parser.add_argument("--limit", type=positive_int, default=None, help="score only the first N clips of the list")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     parser.add_argument("--metrics", nargs="+", choices=evaluation.METRICS, default=list(evaluation.METRICS))
-    parser.add_argument("--report-clips", dest="report_clips", type=non_negative_int, default=20, metavar="N",
-                        help="report.html: players and spectrograms for the first N clips, scores of the rest")
+    report_clips = parser.add_argument("--report_clips", type=non_negative_int, default=20, metavar="N",
+                                       help="report.html: players and spectrograms for the first N clips, scores of the rest")
+    add_hidden_alias(parser, griffin_lim, "--griffin-lim")
+    add_hidden_alias(parser, report_clips, "--report-clips")
     return parser.parse_args(argv)
 
 
@@ -150,7 +154,7 @@ def summary_markdown(result: dict, results: Results, device: torch.device, secon
 def write_page(args: argparse.Namespace, results: Results, result: dict, device: torch.device) -> str:
     """``OUT/report.html``: the run's facts, the means, and every system's audio, spectrogram and scores per clip."""
     systems, rate = results.systems, results.sampling_rate
-    facts = [("clips", f"{result['clips']} scored, from {args.filelist}"), ("sampling rate", f"{rate} Hz")]
+    facts = [("clips", f"{result['clips']} scored, from {args.files}"), ("sampling rate", f"{rate} Hz")]
     checkpoints = [s for s in systems if s.kind == CHECKPOINT]
     facts += [(f"checkpoint {s.name}", f"{path}: {checkpoint_facts(path)}; sigma {s.sigma:g}")
               for path, s in zip(args.checkpoint, checkpoints)]
@@ -159,7 +163,7 @@ def write_page(args: argparse.Namespace, results: Results, result: dict, device:
         facts.append(("Griffin-Lim", f"{GRIFFIN_LIM_ITERATIONS} iterations from the clip's log-mel"))
     facts += [("denoiser strength", "0 (no denoiser)"), ("seed", f"{args.seed} (clip i: seed + i)"),
               *machine_facts(device)]
-    return write_report(args.output_dir, results.rows, dict(results.outputs), rate, title="Objective evaluation",
+    return write_report(args.output, results.rows, dict(results.outputs), rate, title="Objective evaluation",
                         reference=GROUND_TRUTH, facts=facts, summary=result["systems"],
                         labels={GROUND_TRUTH: "original (ground_truth)"}, problems=results.problems,
                         shown=args.report_clips)
@@ -180,22 +184,22 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--device cuda: CUDA is not available here")
         if args.limit is not None and args.limit <= 0:
             raise UsageError(f"--limit must be positive, got {args.limit}")
-        files = read_clips(args.filelist, args.limit)
+        files = read_clips(args.files, args.limit)
         systems, data_config = load_systems(args, device)
-        os.makedirs(args.output_dir, exist_ok=True)
+        os.makedirs(args.output, exist_ok=True)
     except (UsageError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     results = score_clips(files, systems, data_config, metrics, args.seed, keep=args.report_clips)
     if results.clips == 0:
-        print(f"error: {args.filelist}: none of its {len(files)} clips could be read", file=sys.stderr)
+        print(f"error: {args.files}: none of its {len(files)} clips could be read", file=sys.stderr)
         return 1
     result = summary(results, metrics)
-    write_results(args.output_dir, results, metrics, result)
+    write_results(args.output, results, metrics, result)
     text = summary_markdown(result, results, device, time.perf_counter() - started)
-    write_text(os.path.join(args.output_dir, "summary.md"), text)
+    write_text(os.path.join(args.output, "summary.md"), text)
     write_page(args, results, result, device)
-    print("\n" + text + f"\nwritten to {args.output_dir}/")
+    print("\n" + text + f"\nwritten to {args.output}/")
     return 0
 
 

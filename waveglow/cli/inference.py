@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from waveglow.audio import load_audio
 from waveglow.errors import AudioError, CheckpointError, OnnxModelError, first_line
 from waveglow.cli.arguments import add_checkpoint, add_files, add_output, non_negative_float, non_negative_int, positive_int
 from waveglow.cli.inference_stream import add_stream_arguments, main_stream
@@ -140,8 +141,6 @@ def discover_inputs(paths: list[str], suffixes: tuple[str, ...]) -> tuple[list[s
 
 def mel_from_wav(path: str, features, data_config: DataConfig, args: argparse.Namespace) -> torch.Tensor:
     """--wav mode: the model family's own features (``features``) of an audio file -> (n_mel, frames)."""
-    from waveglow.audio import load_audio
-
     audio = load_audio(path, data_config.sampling_rate, resample=args.resample, downmix=args.downmix,
                        needed=features.min_samples)  # (T,); AudioError naming the file when too short
     with torch.no_grad():

@@ -21,6 +21,8 @@ from waveglow.averaging import average_run
 from waveglow.errors import AudioError, CheckpointError, ConfigError, TrainingError
 from waveglow.cli.arguments import add_checkpoint, non_negative_int, positive_int
 from waveglow.config import load_config
+from waveglow.parallel import init_distributed, shutdown_distributed
+from waveglow.training import Trainer, install_stop_handlers, restore_handlers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,9 +48,6 @@ def _write_resolved_config(config, directory: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from waveglow.parallel import init_distributed, shutdown_distributed
-    from waveglow.training import Trainer, install_stop_handlers, restore_handlers
-
     try:
         config = load_config(args.config, args.set)
         fine_tune = args.checkpoint
