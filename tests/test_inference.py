@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from waveglow.cli import inference
+from waveglow.cli import inference, inference_io
 from test_checkpoint import _save_nvidia_pickle
 from waveglow import save_checkpoint, synthesize
 from waveglow.synthesis import load_for_inference
@@ -149,7 +149,7 @@ def test_bad_checkpoint_and_settings(tmp_path, checkpoint, capsys):
 
 
 def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint, monkeypatch):
-    monkeypatch.setattr(inference, "cpu_bf16_support", lambda: (True, "test: native bf16"))
+    monkeypatch.setattr(inference_io, "cpu_bf16_support", lambda: (True, "test: native bf16"))
     torch.save(_mel(40), tmp_path / "x.pt")
     common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "2", "--device", "cpu"]
     assert _run(*common, "-o", str(tmp_path / "fp32")) == 0
@@ -163,7 +163,7 @@ def test_bfloat16_on_cpu_is_close_to_float32(tmp_path, checkpoint, monkeypatch):
 
 def test_bfloat16_without_native_support_runs_float32(tmp_path, checkpoint, monkeypatch, capsys):
     """An AVX2-only CPU emulates bf16 6-30x slower than float32: inference.py runs float32 and says why."""
-    monkeypatch.setattr(inference, "cpu_bf16_support", lambda: (False, "the CPU has neither avx512_bf16 nor amx_bf16"))
+    monkeypatch.setattr(inference_io, "cpu_bf16_support", lambda: (False, "the CPU has neither avx512_bf16 nor amx_bf16"))
     torch.save(_mel(20), tmp_path / "x.pt")
     common = ["-f", str(tmp_path / "x.pt"), "-w", checkpoint, "-s", "0.6", "--seed", "2", "--device", "cpu"]
     assert _run(*common, "-o", str(tmp_path / "fp32")) == 0

@@ -281,7 +281,8 @@ def test_cli_stream_bad_settings_are_one_line_errors(checkpoint_and_mel, tmp_pat
     from waveglow.cli import inference
 
     path, mel_path, _ = checkpoint_and_mel
-    for extra, message in ((["--chunk-frames", "0"], "--chunk-frames"), (["--lookahead-frames", "-1"], "--lookahead"),
+    for extra, message in ((["--push_frames", "0"], "--push_frames"), (["--chunk-frames", "0"], "--push_frames"),
+                           (["--lookahead_frames", "-1"], "--lookahead_frames"), (["--lookahead-frames", "-1"], "--lookahead"),
                            (["-d", "0.1"], "denoiser")):
         assert inference.main(["-f", mel_path, "-w", path, "-o", str(tmp_path), "--stream", *extra]) == 2
         err = capsys.readouterr().err

@@ -1,9 +1,9 @@
 """``waveglow-inference --stream``: feed each mel through a :class:`~waveglow.streaming.StreamingVocoder`
-``--chunk-frames`` frames at a time, writing the audio as it comes.
+``--push_frames`` frames at a time, writing the audio as it comes.
 
     waveglow-inference --stream -f mel.pt -w checkpoints/waveglow_10000 -o out            # out/mel_synthesis.wav
     waveglow-inference --stream -f mel.pt -w ckpt -o - | aplay -f S16_LE -r 22050 -c 1   # raw PCM to a player
-    waveglow-inference --stream --lookahead-frames 16 --chunk-frames 1 -f mel.pt -w ckpt -o out
+    waveglow-inference --stream --lookahead_frames 16 --push_frames 1 -f mel.pt -w ckpt -o out
 
 Each WAV is valid at every moment (its header is patched after every chunk); ``-o -`` writes raw
 signed 16-bit little-endian mono PCM of one input to stdout, and every message goes to stderr.
@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from waveglow.cli.arguments import add_hidden_alias
+from waveglow.cli.inference_io import discover_inputs, load_inputs, load_model, output_path, prepare_output_dir
 from waveglow.errors import CheckpointError, MelError, OnnxModelError, first_line
 from waveglow.data import AUDIO_SUFFIXES, MEL_SUFFIXES
 from waveglow.streaming import StreamingVocoder, receptive_field_of
@@ -35,18 +37,20 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("streaming (docs/streaming.md)")
     group.add_argument("--stream", action="store_true",
                        help="vocode through the streaming API, writing audio as it comes; -o - writes raw PCM to stdout")
-    group.add_argument("--lookahead-frames", dest="lookahead_frames", type=int, default=None, metavar="N",
+    lookahead = group.add_argument("--lookahead_frames", type=int, default=None, metavar="N",
                        help="--stream: frames to wait for after a frame; default: the model's receptive field (exact)")
-    group.add_argument("--chunk-frames", dest="stream_chunk_frames", type=int, default=8, metavar="K",
-                       help="--stream: mel frames pushed at a time (default 8)")
+    push = group.add_argument("--push_frames", type=int, default=8, metavar="K",
+                              help="--stream: mel frames pushed at a time (default 8)")
+    add_hidden_alias(parser, lookahead, "--lookahead-frames")
+    add_hidden_alias(parser, push, "--chunk-frames")
 
 
 def stream_problem(args: argparse.Namespace) -> str | None:
     """A one-line complaint about the streaming flags, or None."""
-    if args.stream_chunk_frames < 1:
-        return f"--chunk-frames must be at least 1, got {args.stream_chunk_frames}"
+    if args.push_frames < 1:
+        return f"--push_frames must be at least 1, got {args.push_frames}"
     if args.lookahead_frames is not None and args.lookahead_frames < 0:
-        return f"--lookahead-frames must be >= 0, got {args.lookahead_frames}"
+        return f"--lookahead_frames must be >= 0, got {args.lookahead_frames}"
     if args.onnx:
         return "--stream needs a checkpoint (-w): an ONNX file does not report its receptive field"
     if args.denoiser_strength > 0:
@@ -56,7 +60,6 @@ def stream_problem(args: argparse.Namespace) -> str | None:
 
 def main_stream(args: argparse.Namespace) -> int:
     """Run --stream for parsed inference arguments -> exit status (messages on stderr only)."""
-    from waveglow.cli.inference import discover_inputs, load_inputs, load_model, output_path, prepare_output_dir
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -104,7 +107,7 @@ def main_stream(args: argparse.Namespace) -> int:
             continue
         say(f"{u.path}: {stats['seconds']:.2f} s of audio; first audio after {1000 * stats['first_audio_s']:.1f} ms; "
             f"algorithmic latency {lookahead} frames ({1000 * lookahead * model.hop_length / rate:.1f} ms); "
-            f"real-time factor {stats['rtf']:.3f} ({args.stream_chunk_frames} frames per push, exact lookahead "
+            f"real-time factor {stats['rtf']:.3f} ({args.push_frames} frames per push, exact lookahead "
             f"{field.future}); sigma {args.sigma}, seed {seed + u.index} -> {'stdout' if to_stdout else target}")
     n_inputs = len(files) + len(errors)
     if n_inputs == 0:
@@ -120,7 +123,7 @@ def stream_one(model, mel: torch.Tensor, target, rate: int, args: argparse.Names
     """Push ``mel`` through a stream K frames at a time, writing each piece -> timing statistics."""
     stream = StreamingVocoder(model, sigma=args.sigma, seed=seed, lookahead_frames=args.lookahead_frames)
     writer = WavStreamWriter(target, rate) if isinstance(target, (str, os.PathLike)) else None
-    k, samples, compute, first_audio = args.stream_chunk_frames, 0, 0.0, None
+    k, samples, compute, first_audio = args.push_frames, 0, 0.0, None
     start = time.perf_counter()
     try:
         for piece in [mel[:, i : i + k] for i in range(0, mel.size(1), k)] + [None]:  # None: flush
