@@ -144,12 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OnnxModelError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.wav:
-        try:
-            import waveglow.audio  # noqa: F401
-        except ImportError:
-            print("error: --wav needs waveglow.audio, which this installation lacks", file=sys.stderr)
-            return 1
     family = family_of(model)
     args.sigma = model.default_sigma if args.sigma is None else args.sigma
     args.overlap_frames = model.overlap_frames() if args.overlap_frames is None else args.overlap_frames
