@@ -7,7 +7,7 @@ Our format is one ``torch.save`` file that ``torch.load(weights_only=True)`` rea
      "scheduler": ..., "iteration": int, "learning_rate": float, "rng_state": {...}, ...extra}
 
 (files written before families existed have no ``family`` and are WaveGlow). Each family reads
-its own foreign files (``ModelFamily.read_foreign``, in the family's ``readers.py``: NVIDIA's and
+its own foreign files (the family record's ``read_foreign``, in the family's ``readers.py``: NVIDIA's and
 DeepLearningExamples' for WaveGlow, ksw0306's for FloWaveNet); they are recognised by their
 content, never by their name. Files that pickle whole modules (NVIDIA's ``glow.WaveGlow``) are
 read with a restricted unpickler (:mod:`waveglow._unpickle`) that imports nothing from the file
