@@ -21,10 +21,13 @@ import xml.etree.ElementTree as ElementTree
 
 import torch
 
+from ..checkpoint import read_checkpoint
 from ..cli import benchmark
+from ..config import load_config
 from ..devices import cpu_name
-from .limits import output_limits, tree_size
 from .check import Check
+from .limits import output_limits, tree_size
+from .voice import training_clips
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPTIONAL = ("librosa", "soundfile", "soxr", "pesq", "pystoi", "speechmos", "onnxruntime", "onnxscript")
@@ -122,8 +125,6 @@ def derived_config(check: Check, path: str, overrides: list[str], name: str) -> 
     """``path`` with ``--set``-style overrides, written into the scratch folder (the original if none)."""
     if not overrides:
         return os.path.join(REPO, path)
-    from waveglow.config import load_config
-
     target = os.path.join(check.work, name)
     with open(target, "w") as f:
         json.dump(load_config(os.path.join(REPO, path), overrides).to_dict(), f, indent=2)
@@ -234,11 +235,6 @@ def headline_figures(merged: dict) -> dict:
 def distributed(check: Check, deadline: float) -> dict:
     """The project's torchrun launcher (``waveglow.cli.distributed``), one process: a few steps and a
     checkpoint, then ``--resume`` to twice as many; and a DDP step over the process group (ddp_probe)."""
-    from waveglow.config import load_config
-    from waveglow.checkpoint import read_checkpoint
-
-    from .voice import training_clips
-
     p, folder = check.profile, os.path.join(check.work, "distributed")
     os.makedirs(folder, exist_ok=True)
     files = os.path.join(folder, "train_files.txt")
