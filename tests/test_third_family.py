@@ -25,7 +25,7 @@ from test_families import (
 
 from waveglow.config import config_from_dict
 from waveglow.export import read_metadata
-from waveglow.registry import FAMILIES, discover_installed, family_named, family_names, register
+from waveglow.registry import FAMILIES, discover_installed, families, family_named, family_names, register
 from waveglow.streaming import StreamingVocoder, stream_latent
 from waveglow.training import checkpoint_name
 
@@ -129,3 +129,25 @@ def test_console_commands_train_vocode_evaluate_and_export(site, tmp_path):
     run_command(site, "export", "-w", checkpoint, "-o", str(onnx))
     metadata = read_metadata(onnx)
     assert metadata["family"] == "toy" and metadata["latent_draws"] == "2" and metadata["default_sigma"] == "0.5"
+
+
+def test_a_broken_installed_family_is_left_out_with_a_warning(site, tmp_path):
+    """A package whose entry point does not load, or is not a record, must not stop the families that work."""
+    info = tmp_path / "broken_vocoders-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-vocoders\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[waveglow.families]\nnotarecord = toy_vocoder:ToyLoss\nmissing = no_such_module_anywhere:FAMILY\n", encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        discover_installed()
+        assert {"notarecord", "missing"} <= set(family_names())
+        with pytest.warns(UserWarning) as warned:
+            names = [f.name for f in families()]
+    finally:
+        sys.path.remove(str(tmp_path))
+    messages = sorted(str(w.message) for w in warned)
+    assert "notarecord" not in names and "missing" not in names and "toy" in names and "waveglow" in names
+    assert any("missing = no_such_module_anywhere:FAMILY cannot be loaded (ModuleNotFoundError" in m for m in messages)
+    assert any("notarecord = toy_vocoder:ToyLoss is not a ModelFamily named 'notarecord'" in m for m in messages)
+    assert "missing" not in family_names()

@@ -14,6 +14,7 @@ import time and nothing above the record, so every other module can use it.
 from __future__ import annotations
 
 import importlib
+import warnings
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
@@ -70,19 +71,37 @@ def family_names() -> tuple[str, ...]:
 
 
 def families() -> list[ModelFamily]:
-    """Every known family, WaveGlow first."""
+    """Every known family, WaveGlow first (an installed family that cannot be loaded is left out, with a warning)."""
+    for name in list(_order):
+        if name in _installed and name not in _registered:
+            _load_installed(name)
     return [family_named(name) for name in _order]
 
 
 def family_named(name: str) -> ModelFamily:
+    if name in _installed and name not in _registered:
+        _load_installed(name)
     if name not in _order:
         raise KeyError(f"unknown model family {name!r} (known: {', '.join(_order)})")
     if name not in _registered:
-        family = _installed[name].load() if name in _installed else importlib.import_module(_BUILT_IN[name]).FAMILY
-        if not isinstance(family, ModelFamily) or family.name != name:
-            raise TypeError(f"the entry point {name!r} of {ENTRY_POINT_GROUP} is not a ModelFamily named {name!r}")
-        _registered[name] = family
+        _registered[name] = importlib.import_module(_BUILT_IN[name]).FAMILY
     return _registered[name]
+
+
+def _load_installed(name: str) -> None:
+    """Load an installed package's family; one that fails to load is dropped with a one-line warning."""
+    point = _installed.pop(name)
+    try:
+        family = point.load()
+    except Exception as e:  # a broken plugin must not stop the families that work
+        problem = f"cannot be loaded ({type(e).__name__}: {e})"
+    else:
+        if isinstance(family, ModelFamily) and family.name == name:
+            _registered[name] = family
+            return
+        problem = f"is not a ModelFamily named {name!r}"
+    _order.remove(name)
+    warnings.warn(f"{ENTRY_POINT_GROUP} entry point {name} = {point.value} {problem}: family left out", stacklevel=3)
 
 
 def family_for_sections(data: Mapping, source: str) -> ModelFamily:
