@@ -40,8 +40,8 @@ def waveglow(checkpoint=None, map_location="cpu", remove_weight_norm=True, **kwa
     untrained model of the default config (configs/config.json), ``kwargs`` overriding its
     ``waveglow_config`` entries (e.g. ``n_flows=4``). Weight norm is folded away unless
     ``remove_weight_norm=False`` (keep it to train further). For the fastest inference at any
-    length, wrap the final model once in ``waveglow.FastWaveGlow(model, cache_conditioning=True)``
-    (2 GB for the default model in float32), as ``waveglow.load_for_inference`` does.
+    length, take the final model's ``model.fast()`` once (a ``FastWaveGlow``; 2 GB for the default
+    model in float32), as ``waveglow.load_for_inference`` does.
     """
     return _model(os.path.join(_CONFIGS, "config.json"), checkpoint, map_location, remove_weight_norm, kwargs)
 
