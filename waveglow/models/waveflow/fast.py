@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fast import FastVocoder
-from .layers import Wavenet2D, ZeroConv2d, unfold
+from .layers import Wavenet2D, ZeroConv2d
 
 if TYPE_CHECKING:  # annotations only: the model imports this module
     from .model import WaveFlow
@@ -121,12 +121,7 @@ class RowInverse:
 
     def reverse(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """z (B, 1, h, W), folded conditioning c (B, cin, h, W) -> audio (B, W h)."""
-        model = self.model
-        conditions = model.flow_conditions(c)
-        x = z.to(model.dtype)
-        for k in reversed(range(model.n_flow)):
-            x = model.permute(k, self.reverse_coupling(k, x, conditions[k]))
-        return unfold(x)[:, 0]
+        return self.model.reverse_with(z, c, self.reverse_coupling)
 
     def reverse_coupling(self, k: int, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Undo flow k's coupling, one row per step: y (B, 1, h, W) -> x (B, 1, h, W)."""

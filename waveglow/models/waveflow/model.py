@@ -251,10 +251,17 @@ class WaveFlow(FlowVocoder):
         Each coupling is undone row by row; row r reruns the flow's WaveNet on the rows decoded
         so far (height is causal, so row r's output is what the whole image would give).
         """
+        return self.reverse_with(z, c, self.reverse_coupling)
+
+    def reverse_with(self, z: torch.Tensor, c: torch.Tensor, reverse_coupling) -> torch.Tensor:
+        """The one reverse loop: ``reverse_coupling(k, y, c_k)`` undoes flow k's coupling.
+
+        The fast path (:mod:`.fast`) runs this same loop with its cached-row coupling inverse.
+        """
         conditions = self.flow_conditions(c)
         x = z.to(self.dtype)
         for k in reversed(range(self.n_flow)):
-            x = self.permute(k, self.reverse_coupling(k, x, conditions[k]))
+            x = self.permute(k, reverse_coupling(k, x, conditions[k]))
         return unfold(x)[:, 0]
 
     def reverse_coupling(self, k: int, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
